@@ -1,0 +1,105 @@
+"""Holding a file's bytes for the later checks: in memory when small, otherwise an mmap of the file
+on disk (the mirror's own file, or a copy spooled to a private temp dir from a stream)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import SourceError
+
+CHUNK = 1 << 20
+
+
+class Held:
+    """Bytes of one file, as a buffer: ``bytes`` or a read-only ``mmap``.  ``close()`` releases it."""
+
+    def __init__(self, buf: bytes | mmap.mmap, size: int, disk_path: Path | None = None) -> None:
+        self._buf: bytes | mmap.mmap | None = buf
+        self.size = size
+        self.disk_path = disk_path
+
+    @property
+    def buf(self) -> bytes | mmap.mmap:
+        if self._buf is None:
+            raise ValueError("buffer already released")
+        return self._buf
+
+    def close(self) -> None:
+        if isinstance(self._buf, mmap.mmap):
+            try:
+                self._buf.close()
+            except BufferError:
+                # a memoryview still points into it: leave it to the garbage collector
+                pass
+        self._buf = None
+
+
+def map_file(path: Path) -> Held:
+    """mmap an existing file read-only (empty files become b'')."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return Held(b"", 0, path)
+            return Held(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size, path)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+class Spool:
+    """A private temp dir for archive members that must outlive the stream (removed by ``close``)."""
+
+    def __init__(self, parent: str | None = None) -> None:
+        self._parent = parent
+        self._dir: Path | None = None
+        self._n = 0
+
+    def _ensure(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="snapcheck-spool-", dir=self._parent))
+        return self._dir
+
+    def new_file(self, hint: str) -> tuple[Path, BinaryIO]:
+        d = self._ensure()
+        self._n += 1
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in hint)[-80:]
+        p = d / f"{self._n:06d}-{safe}"
+        try:
+            return p, open(p, "xb")
+        except OSError as e:
+            raise SourceError(f"cannot write spool file {p}: {e.strerror or e}") from e
+
+    @property
+    def used(self) -> bool:
+        return self._dir is not None
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def read_stream(stream: BinaryIO, size: int, *, spool: Spool, hint: str, max_memory: int) -> Held:
+    """Read a member's stream to its end: into memory when ``size <= max_memory``, else into the spool."""
+    if size <= max_memory:
+        parts = []
+        while True:
+            b = stream.read(CHUNK)
+            if not b:
+                break
+            parts.append(b)
+        data = b"".join(parts)
+        return Held(data, len(data))
+    path, f = spool.new_file(hint)
+    with f:
+        while True:
+            b = stream.read(CHUNK)
+            if not b:
+                break
+            f.write(b)
+    return map_file(path)

@@ -1,0 +1,284 @@
+"""The collector: takes a snapshot's entries one at a time (in whatever order the source has them) and
+keeps what the cross-file checks need.
+
+Packs are checked while they stream (header, count, trailer, whole-file hash at ``standard``+) and
+kept for the object graph only when the level needs them (``quick`` keeps no pack data).  Small
+files are held in memory; large ones are mmapped (directory source) or spooled to a private temp dir
+(archive source).  Nothing is parsed here that needs another file: that waits for
+:mod:`snapcheck.checks.repository`, because tar order is arbitrary (``packed-refs`` may come before
+or after the pack indexes it must be checked against).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SourceError
+from ..gitformats.common import HashAlgo, algo_for_hexlen
+from ..gitformats.pack import PackStreamChecker, PackSummary
+from ..options import VerifyOptions
+from ..report import Finding, Level, Severity, finding, register
+from ..sources.base import Entry, EntryKind
+from .blobs import CHUNK, Held, Spool, map_file, read_stream
+
+register(
+    "layout",
+    ("leftoverLockFile", Severity.WARNING,
+     "A `*.lock` file: a git command was writing this file when the snapshot was taken (or died).",
+     "git refuses to update the locked file: `fatal: Unable to create '…lock': File exists.`"),
+    ("leftoverTempFile", Severity.WARNING,
+     "A temporary file of an unfinished pack or index write (`tmp_pack_*`, `tmp_idx_*`, `packed-refs.new`).",
+     "git ignores it; `git count-objects -v` counts it as garbage."),
+    ("unexpectedFileType", Severity.ERROR,
+     "A device, fifo or socket inside the repository.",
+     "git never creates these; commands that read the path fail or hang."),
+    ("refSymlink", Severity.WARNING,
+     "A loose ref is a symbolic link.",
+     "git fsck: symlinkRef (info); git still follows it."),
+    ("alternatesPresent", Severity.WARNING,
+     "objects/info/alternates borrows objects from another repository: the snapshot is not self-contained.",
+     "git reads objects from the listed directories; without them it reports missing objects."),
+    ("shallowRepository", Severity.WARNING,
+     "A `shallow` file: history is cut, so the mirror is not complete.",
+     "git treats the listed commits as roots; fetches from it may fail."),
+    ("unknownPackFile", Severity.WARNING,
+     "A file in objects/pack/ that git does not write.",
+     "git ignores it (count-objects: garbage)."),
+)
+
+_HEX = "[0-9a-f]"
+RE_PACKFILE = re.compile(rf"^objects/pack/pack-(?P<hex>{_HEX}{{40}}|{_HEX}{{64}})\.(?P<ext>pack|idx|rev|mtimes|bitmap|keep|promisor)$")
+RE_MIDX_AUX = re.compile(rf"^objects/pack/multi-pack-index-(?P<hex>{_HEX}{{40}}|{_HEX}{{64}})\.(?P<ext>bitmap|rev)$")
+RE_LOOSE = re.compile(rf"^objects/(?P<a>{_HEX}{{2}})/(?P<b>{_HEX}{{38}}|{_HEX}{{62}})$")
+RE_GRAPH = re.compile(rf"^objects/info/commit-graphs/graph-(?P<hex>{_HEX}{{40}}|{_HEX}{{64}})\.graph$")
+RE_REFTABLE = re.compile(r"^reftable/[^/]+\.ref$")
+
+# Files held for parsing once the whole snapshot has been seen.
+TEXT_FILES = {
+    "HEAD", "config", "packed-refs", "objects/info/commit-graphs/commit-graph-chain", "reftable/tables.list",
+    "objects/info/alternates", "shallow",
+}
+# Binary side files held (not streamed) for checks against their pack/idx.
+HELD_BINARIES = {"objects/pack/multi-pack-index", "objects/info/commit-graph"}
+
+
+@dataclass
+class PackRecord:
+    hexname: str
+    summary: PackSummary | None = None
+    pack: Held | None = None  # kept only when the level needs object data
+    idx: Held | None = None
+    rev: Held | None = None
+    mtimes: Held | None = None
+    bitmap: Held | None = None
+    keep: bool = False
+    promisor: bool = False
+
+    def close(self) -> None:
+        for h in (self.pack, self.idx, self.rev, self.mtimes, self.bitmap):
+            if h is not None:
+                h.close()
+
+
+@dataclass
+class LooseRecord:
+    path: str
+    held: Held
+
+
+@dataclass
+class FileRecord:
+    """What the manifest and the summary need about every regular file."""
+
+    path: str
+    size: int
+
+
+@dataclass
+class Collected:
+    """Everything the cross-file checks need, gathered from the entries."""
+
+    texts: dict[str, bytes] = field(default_factory=dict)
+    loose_refs: dict[str, bytes] = field(default_factory=dict)  # 'refs/heads/main' -> content
+    held: dict[str, Held] = field(default_factory=dict)  # midx, commit-graph, graph layers, midx bitmap, reftables
+    packs: dict[str, PackRecord] = field(default_factory=dict)
+    loose: dict[str, LooseRecord] = field(default_factory=dict)  # hex oid -> record
+    files: list[FileRecord] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)
+    bytes_read: int = 0
+    bytes_hashed: int = 0
+
+    def close(self) -> None:
+        for p in self.packs.values():
+            p.close()
+        for h in self.held.values():
+            h.close()
+        for lr in self.loose.values():
+            lr.held.close()
+
+
+class Collector:
+    """Feed it entries with repository-relative paths; then take ``collected`` and ``findings``."""
+
+    def __init__(self, options: VerifyOptions, spool: Spool) -> None:
+        self.options = options
+        self.spool = spool
+        self.collected = Collected()
+        self.findings: list[Finding] = []
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def add(self, entry: Entry) -> None:
+        path = entry.path
+        c = self.collected
+        if entry.kind is EntryKind.DIR:
+            c.dirs.add(path)
+            return
+        if entry.kind is EntryKind.OTHER:
+            self.findings.append(finding("unexpectedFileType", path,
+                                         f"{path}: a device, fifo or socket has no place in a git repository"))
+            return
+        if entry.kind is EntryKind.SYMLINK:
+            if path.startswith("refs/"):
+                self.findings.append(finding("refSymlink", path, f"{path}: loose ref is a symbolic link to {entry.link_target!r}"))
+            return
+        if entry.kind is EntryKind.HARDLINK:
+            # A hard link inside an archive repeats a member already seen; nothing more to read.
+            return
+        c.files.append(FileRecord(path, entry.size))
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(".lock"):
+            self.findings.append(finding("leftoverLockFile", path,
+                                         f"{path}: lock file left behind: a git command was writing when the snapshot was taken"))
+            return
+        if name.startswith(("tmp_pack_", "tmp_idx_", "tmp_rev_", "tmp_mtimes_", "tmp_bitmap_")) or path == "packed-refs.new":
+            self.findings.append(finding("leftoverTempFile", path,
+                                         f"{path}: temporary file of an unfinished write (a killed fetch or repack)"))
+            return
+        if path in TEXT_FILES:
+            c.texts[path] = self._read_all(entry)
+            return
+        if path.startswith("refs/"):
+            c.loose_refs[path] = self._read_all(entry, limit=self.options.limits.max_ref_line)
+            return
+        m = RE_PACKFILE.match(path)
+        if m:
+            self._add_packfile(entry, m.group("hex"), m.group("ext"))
+            return
+        m = RE_LOOSE.match(path)
+        if m:
+            c.loose[m.group("a") + m.group("b")] = LooseRecord(path, self._hold(entry))
+            return
+        if path in HELD_BINARIES or RE_MIDX_AUX.match(path) or RE_GRAPH.match(path) or RE_REFTABLE.match(path):
+            c.held[path] = self._hold(entry)
+            return
+        if path.startswith("objects/pack/") and name not in ("multi-pack-index",):
+            self.findings.append(finding("unknownPackFile", path, f"{path}: not a file git writes in objects/pack/"))
+        self._drain(entry)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _drain(self, entry: Entry) -> None:
+        """Consume an entry we do not check (forward-only sources need their bytes read or skipped)."""
+        if entry.stream is not None and entry.local_path is None:
+            while True:
+                b = entry.stream.read(CHUNK)
+                if not b:
+                    break
+                self.collected.bytes_read += len(b)
+
+    def _hold(self, entry: Entry) -> Held:
+        if entry.local_path is not None:
+            h = map_file(entry.local_path)
+        else:
+            assert entry.stream is not None
+            h = read_stream(entry.stream, entry.size, spool=self.spool, hint=entry.path,
+                            max_memory=self.options.limits.max_memory_member)
+        self.collected.bytes_read += h.size
+        return h
+
+    def _read_all(self, entry: Entry, limit: int | None = None) -> bytes:
+        """Small text file into memory (bounded by *limit* or the member limit)."""
+        cap = limit if limit is not None else self.options.limits.max_memory_member
+        if entry.local_path is not None:
+            try:
+                with open(entry.local_path, "rb") as f:
+                    data = f.read(cap + 1)
+            except OSError as e:
+                raise SourceError(f"cannot read {entry.local_path}: {e.strerror or e}") from e
+        else:
+            assert entry.stream is not None
+            data = entry.stream.read(cap + 1) if cap >= 0 else b""
+            self._drain(entry)
+        self.collected.bytes_read += len(data)
+        return data
+
+    def _add_packfile(self, entry: Entry, hexname: str, ext: str) -> None:
+        rec = self.collected.packs.setdefault(hexname, PackRecord(hexname))
+        if ext == "pack":
+            self._add_pack(entry, rec)
+        elif ext == "keep":
+            rec.keep = True
+            self._drain(entry)
+        elif ext == "promisor":
+            rec.promisor = True
+            self._drain(entry)
+        else:
+            setattr(rec, ext, self._hold(entry))
+
+    def _add_pack(self, entry: Entry, rec: PackRecord) -> None:
+        level = self.options.level
+        algo: HashAlgo | None = algo_for_hexlen(len(rec.hexname))
+        hash_content = level.at_least(Level.STANDARD)
+        checker = PackStreamChecker(entry.path, algo, hash_content=hash_content)
+        keep = level.at_least(Level.STANDARD)
+        if entry.local_path is not None:
+            held = map_file(entry.local_path)
+            buf = held.buf
+            size = held.size
+            if hash_content:
+                mv = memoryview(buf)
+                for off in range(0, size, 8 * CHUNK):
+                    checker.feed(mv[off:off + 8 * CHUNK])
+                mv.release()
+                self.collected.bytes_hashed += size
+            else:
+                rawsz = algo.rawsz if algo else 20
+                head = min(12, size)
+                checker.feed(buf[:head])
+                tail_start = max(head, size - rawsz)
+                checker.skip(tail_start - head)
+                checker.feed(buf[tail_start:size])
+            self.collected.bytes_read += size if hash_content else min(size, 12 + (algo.rawsz if algo else 20))
+            if keep:
+                rec.pack = held
+            else:
+                held.close()
+        else:
+            assert entry.stream is not None
+            out = None
+            spool_path: Path | None = None
+            if keep:
+                spool_path, out = self.spool.new_file(entry.path)
+            n = 0
+            try:
+                while True:
+                    b = entry.stream.read(CHUNK)
+                    if not b:
+                        break
+                    n += len(b)
+                    checker.feed(b)
+                    if out is not None:
+                        out.write(b)
+            finally:
+                if out is not None:
+                    out.close()
+            self.collected.bytes_read += n
+            if hash_content:
+                self.collected.bytes_hashed += n
+            if spool_path is not None:
+                rec.pack = map_file(spool_path)
+        summary, fs = checker.finish()
+        rec.summary = summary
+        self.findings.extend(fs)
+

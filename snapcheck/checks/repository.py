@@ -1,0 +1,401 @@
+"""Cross-file checks: from what the collector gathered to a repository model.
+
+Rules, in the order they run (each cites its source of truth):
+
+1. The directory is a git directory: ``HEAD``, ``objects/`` and ``refs/`` exist (git's setup.c
+   ``is_git_directory``); ``config`` parses (config.c) and names a known object format and ref
+   storage (``extensions.objectFormat``, ``extensions.refStorage``).
+2. Refs: ``packed-refs`` strictly (refs/packed-backend.c), every loose ref and ``HEAD``
+   (refs/files-backend.c), or the reftable stack (technical/reftable.adoc); loose refs override
+   packed ones; symbolic refs resolve.
+3. Packs (gitformat-pack.adoc, packfile.c): every ``.pack`` has its ``.idx`` and the other way round;
+   the idx parses, its count and pack checksum match the pack; ``.rev``, ``.mtimes`` and ``.bitmap``
+   belong to their pack.
+4. ``multi-pack-index`` (+ bitmap): every listed pack present; at ``standard``+ every object offset
+   equals its idx's (``git multi-pack-index verify``).  Commit-graph file or split chain
+   (``git commit-graph verify``): chain complete, layers linked, checksums.
+5. Loose objects: complete zlib stream, header, size, and (``standard``+) hash equals the path.
+6. Every ref target exists; ``standard``: connectivity from every ref; ``full``: every packed object
+   inflated, hashed and CRC-checked, object format checks with git's severities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..gitformats import bitmap as bitmap_fmt
+from ..gitformats import commit_graph as cg_fmt
+from ..gitformats import midx as midx_fmt
+from ..gitformats import reftable as reftable_fmt
+from ..gitformats.common import SHA1, SHA256, HashAlgo, algo_for_hexlen
+from ..gitformats.config import GitConfig, parse_config
+from ..gitformats.idx import PackIndex, check_idx_against_pack, parse_idx
+from ..gitformats.loose_object import check_loose_object
+from ..gitformats.loose_refs import LooseRef, parse_head, parse_loose_ref
+from ..gitformats.mtimes import parse_mtimes
+from ..gitformats.packed_refs import parse_packed_refs
+from ..gitformats.rev import parse_rev
+from ..options import VerifyOptions
+from ..report import Finding, Level, Severity, finding, register
+from .collector import RE_GRAPH, RE_MIDX_AUX, Collected
+
+register(
+    "repository",
+    ("notAGitDirectory", Severity.ERROR,
+     "The snapshot lacks what makes a directory a git repository (HEAD, objects/, refs/).",
+     "git: `fatal: not a git repository (or any of the parent directories): .git`."),
+    ("configMissing", Severity.ERROR,
+     "There is no `config` file.",
+     "git runs with defaults, but a mirror without its remote configuration cannot fetch; a snapshot without it is incomplete."),
+    ("configUnknownObjectFormat", Severity.ERROR,
+     "extensions.objectFormat names a hash git does not know.",
+     "git: `fatal: unknown repository extension found: objectformat` / `invalid value for 'extensions.objectformat'`."),
+    ("configUnknownExtension", Severity.ERROR,
+     "repositoryformatversion 1 with an extension git does not know.",
+     "git: `fatal: unknown repository extension found: <name>`."),
+    ("partialClone", Severity.WARNING,
+     "extensions.partialClone: objects may be missing on purpose (a promisor remote); the mirror is not complete.",
+     "git fetches missing objects from the promisor remote on demand."),
+    ("objectFormatMismatch", Severity.ERROR,
+     "A file's hash length disagrees with the repository's object format.",
+     "git cannot use the file: `fatal: … hash algorithm mismatch` or the file is ignored."),
+    ("symrefTargetMissing", Severity.WARNING,
+     "A symbolic ref points at a ref that does not exist.",
+     "git treats it as dangling (for-each-ref skips it; `git fsck` reports it)."),
+    ("symrefLoop", Severity.ERROR,
+     "Symbolic refs form a loop or a chain too deep to follow.",
+     "git: `warning: ignoring dangling symref` / `fatal: ref … is a symbolic ref loop`."),
+    ("packWithoutIdx", Severity.WARNING,
+     "A `.pack` has no `.idx`: its objects are invisible to git (an unfinished fetch or a cut snapshot).",
+     "git ignores the pack (count-objects: `garbage found: … no corresponding .idx`)."),
+    ("idxWithoutPack", Severity.WARNING,
+     "An `.idx` has no `.pack`: the objects it lists cannot be read.",
+     "git ignores the index (count-objects: `no corresponding .pack`)."),
+    ("packSideFileOrphan", Severity.WARNING,
+     "A `.rev`, `.mtimes` or `.bitmap` has no pack of the same name.",
+     "git ignores it (count-objects: garbage)."),
+    ("midxBitmapOrphan", Severity.ERROR,
+     "A multi-pack-index bitmap or reverse index whose name does not match the multi-pack-index checksum.",
+     "git ignores a stale bitmap; with no multi-pack-index at all it is garbage."),
+    ("refTargetMissing", Severity.ERROR,
+     "A ref (or a peeled tag recorded in packed-refs) names an object that is not in the repository.",
+     "git fsck: `error: refs/…: invalid sha1 pointer <oid>`; commands using the ref fail with `fatal: bad object`."),
+    ("peeledMismatch", Severity.ERROR,
+     "packed-refs records a peeled value (`^<oid>`) that is not what the tag peels to.",
+     "git trusts the recorded value: `git show-ref --dereference` and fetches would advertise a wrong object."),
+    ("reftableMissingTable", Severity.ERROR,
+     "reftable/tables.list names a table file that is not in the snapshot.",
+     "git cannot read the ref stack: every ref command fails."),
+    ("refNotCommit", Severity.ERROR,
+     "A branch (refs/heads/*) points at an object that is not a commit.",
+     "git fsck: `error: refs/heads/…: not a commit`."),
+)
+
+
+@dataclass
+class RepoModel:
+    algo: HashAlgo = SHA1
+    config: GitConfig | None = None
+    bare: bool | None = None
+    ref_storage: str = "files"
+    head: LooseRef | None = None
+    head_target: str | None = None  # the branch HEAD names, when symbolic
+    head_oid: bytes | None = None
+    refs: dict[str, bytes] = field(default_factory=dict)  # every ref resolved to an oid
+    peeled: dict[str, bytes] = field(default_factory=dict)  # from packed-refs ^ lines
+    indexes: dict[str, PackIndex] = field(default_factory=dict)  # pack hex name -> idx (only packs that have both)
+    loose_oids: set[bytes] = field(default_factory=set)
+    commit_graph_present: bool = False
+    not_checked: list[str] = field(default_factory=list)
+
+    def object_count(self) -> int:
+        return sum(i.count for i in self.indexes.values()) + len(self.loose_oids)
+
+
+def _dir_exists(c: Collected, d: str) -> bool:
+    if d in c.dirs:
+        return True
+    prefix = d + "/"
+    return any(f.path.startswith(prefix) for f in c.files) or any(x.startswith(prefix) for x in c.dirs)
+
+
+class RepositoryChecks:
+    def __init__(self, collected: Collected, options: VerifyOptions) -> None:
+        self.c = collected
+        self.options = options
+        self.level = options.level
+        self.model = RepoModel()
+        self.findings: list[Finding] = []
+
+    def run(self) -> RepoModel:
+        self._structure()
+        self._config()
+        self._refs()
+        self._packs()
+        self._midx()
+        self._commit_graph()
+        self._loose_objects()
+        return self.model
+
+    # 1 -------------------------------------------------------------------------------------------
+    def _structure(self) -> None:
+        missing = [n for n in ("HEAD",) if n not in self.c.texts]
+        missing += [d + "/" for d in ("objects", "refs") if not _dir_exists(self.c, d)]
+        if missing:
+            self.findings.append(finding(
+                "notAGitDirectory", missing[0].rstrip("/"),
+                f"not a git repository: {', '.join(missing)} missing "
+                "(git: fatal: not a git repository (or any of the parent directories): .git)"))
+
+    def _config(self) -> None:
+        data = self.c.texts.get("config")
+        m = self.model
+        if data is None:
+            self.findings.append(finding("configMissing", "config", "config: file missing; the mirror's remote settings are lost"))
+            self._infer_algo_from_files()
+            return
+        cfg, fs = parse_config(data, "config")
+        self.findings.extend(fs)
+        m.config = cfg
+        m.bare = cfg.get_bool("core", "bare")
+        version = cfg.get("core", "repositoryformatversion")
+        fmt = (cfg.get("extensions", "objectformat") or "sha1").lower()
+        if fmt == "sha256":
+            m.algo = SHA256
+        elif fmt == "sha1":
+            m.algo = SHA1
+        else:
+            self.findings.append(finding("configUnknownObjectFormat", "config",
+                                         f"config: extensions.objectFormat = {fmt!r} is not a hash git knows "
+                                         "(git: fatal: invalid value for 'extensions.objectformat')"))
+            self._infer_algo_from_files()
+        m.ref_storage = (cfg.get("extensions", "refstorage") or "files").lower()
+        if version is not None and version.strip() == "1":
+            known = {"noop", "noop-v1", "preciousobjects", "partialclone", "worktreeconfig", "objectformat",
+                     "compatobjectformat", "refstorage", "relativeworktrees"}
+            for section, _sub, key, _value in cfg.entries:
+                if section == "extensions" and key not in known:
+                    self.findings.append(finding("configUnknownExtension", "config",
+                                                 f"config: unknown extension extensions.{key} "
+                                                 f"(git: fatal: unknown repository extension found: {key})"))
+        if cfg.get("extensions", "partialclone") is not None:
+            self.findings.append(finding("partialClone", "config",
+                                         "config: extensions.partialClone is set: objects may be missing on purpose"))
+
+    def _infer_algo_from_files(self) -> None:
+        for hexname in self.c.packs:
+            a = algo_for_hexlen(len(hexname))
+            if a is not None:
+                self.model.algo = a
+                return
+        for hexoid in self.c.loose:
+            a = algo_for_hexlen(len(hexoid))
+            if a is not None:
+                self.model.algo = a
+                return
+
+    # 2 -------------------------------------------------------------------------------------------
+    def _refs(self) -> None:
+        m = self.model
+        algo = m.algo
+        head_data = self.c.texts.get("HEAD")
+        if head_data is not None:
+            m.head, fs = parse_head(head_data, algo, "HEAD")
+            self.findings.extend(fs)
+        symrefs: dict[str, str] = {}
+        if m.ref_storage == "reftable":
+            self._reftable_refs(symrefs)
+        elif m.ref_storage == "files":
+            pr_data = self.c.texts.get("packed-refs")
+            if pr_data is not None:
+                packed, fs = parse_packed_refs(pr_data, algo, "packed-refs",
+                                               max_line=self.options.limits.max_ref_line,
+                                               max_refs=self.options.limits.max_refs)
+                self.findings.extend(fs)
+                for r in packed.refs:
+                    m.refs[r.name] = r.oid
+                    if r.peeled is not None:
+                        m.peeled[r.name] = r.peeled
+            for path, data in sorted(self.c.loose_refs.items()):
+                ref, fs = parse_loose_ref(data, path, algo, path, max_size=self.options.limits.max_ref_line)
+                self.findings.extend(fs)
+                if ref is None:
+                    continue
+                if ref.symref is not None:
+                    symrefs[ref.name] = ref.symref
+                    m.refs.pop(ref.name, None)
+                elif ref.oid is not None:
+                    m.refs[ref.name] = ref.oid
+                    m.peeled.pop(ref.name, None)  # a loose ref overrides the packed record and its peel
+        # symbolic refs other than HEAD
+        for name, target in symrefs.items():
+            oid = self._resolve(target, symrefs)
+            if oid is None:
+                self.findings.append(finding("symrefTargetMissing", name,
+                                             f"{name}: symbolic ref to {target}, which does not exist"))
+            else:
+                m.refs[name] = oid
+        if m.head is not None:
+            if m.head.symref is not None:
+                m.head_target = m.head.symref
+                m.head_oid = self._resolve(m.head.symref, symrefs)
+            else:
+                m.head_oid = m.head.oid
+
+    def _resolve(self, target: str, symrefs: dict[str, str]) -> bytes | None:
+        seen: set[str] = set()
+        while target in symrefs:
+            if target in seen or len(seen) > 5:
+                self.findings.append(finding("symrefLoop", target, f"{target}: symbolic refs loop or nest too deep"))
+                return None
+            seen.add(target)
+            target = symrefs[target]
+        return self.model.refs.get(target)
+
+    def _reftable_refs(self, symrefs: dict[str, str]) -> None:
+        m = self.model
+        m.not_checked.append("reftable: block contents are not checksummed by the format; "
+                             "index blocks, log blocks and restart tables are not verified")
+        data = self.c.texts.get("reftable/tables.list")
+        if data is None:
+            self.findings.append(finding("notAGitDirectory", "reftable/tables.list",
+                                         "reftable/tables.list missing: extensions.refStorage=reftable but no table list"))
+            return
+        names, fs = reftable_fmt.parse_tables_list(data, "reftable/tables.list")
+        self.findings.extend(fs)
+        tables = []
+        for name in names:
+            path = f"reftable/{name}"
+            held = self.c.held.get(path)
+            if held is None:
+                self.findings.append(finding("reftableMissingTable", path,
+                                             f"{path}: listed in reftable/tables.list but missing "
+                                             "(git: fatal: could not read reftable stack)"))
+                continue
+            info, fs = reftable_fmt.parse_reftable(held.buf, path, m.algo)
+            self.findings.extend(fs)
+            if info is not None:
+                tables.append(info)
+        merged = reftable_fmt.merge_reftables(tables)
+        for name, (kind, value) in merged.items():
+            if kind == "oid" and isinstance(value, bytes):
+                m.refs[name] = value
+            elif kind == "symref" and isinstance(value, str):
+                if name == "HEAD":
+                    m.head = LooseRef("HEAD", None, value)
+                else:
+                    symrefs[name] = value
+
+    # 3 -------------------------------------------------------------------------------------------
+    def _packs(self) -> None:
+        m = self.model
+        verify = self.level.at_least(Level.STANDARD)
+        for hexname, rec in sorted(self.c.packs.items()):
+            base = f"objects/pack/pack-{hexname}"
+            a = algo_for_hexlen(len(hexname))
+            if a is not None and a != m.algo:
+                self.findings.append(finding("objectFormatMismatch", base + ".pack",
+                                             f"{base}: {a.name} name in a {m.algo.name} repository"))
+                continue
+            has_pack = rec.summary is not None
+            if rec.idx is None:
+                if has_pack:
+                    self.findings.append(finding("packWithoutIdx", base + ".pack",
+                                                 f"{base}.pack has no .idx: git cannot use it and its objects are invisible"))
+                for ext in ("rev", "mtimes", "bitmap"):
+                    if getattr(rec, ext) is not None and not has_pack:
+                        self.findings.append(finding("packSideFileOrphan", f"{base}.{ext}", f"{base}.{ext}: no pack of that name"))
+                continue
+            idx, fs = parse_idx(rec.idx.buf, m.algo, base + ".idx", verify_checksum=verify)
+            self.findings.extend(fs)
+            if not has_pack:
+                self.findings.append(finding("idxWithoutPack", base + ".idx",
+                                             f"{base}.idx has no .pack: the objects it lists cannot be read"))
+                continue
+            if idx is None:
+                continue
+            s = rec.summary
+            assert s is not None
+            self.findings.extend(check_idx_against_pack(idx, base + ".idx", pack_path=base + ".pack",
+                                                        pack_count=s.count, pack_trailer=s.trailer, pack_size=s.size))
+            m.indexes[hexname] = idx
+            if rec.rev is not None:
+                self.findings.extend(parse_rev(rec.rev.buf, base + ".rev", m.algo, idx, verify_checksum=verify))
+            if rec.mtimes is not None:
+                self.findings.extend(parse_mtimes(rec.mtimes.buf, base + ".mtimes", m.algo, idx, verify_checksum=verify))
+            if rec.bitmap is not None:
+                info, fs = bitmap_fmt.parse_bitmap(rec.bitmap.buf, base + ".bitmap", m.algo,
+                                                   object_count=idx.count, verify_checksum=verify)
+                self.findings.extend(fs)
+                if info is not None:
+                    self.findings.extend(bitmap_fmt.check_bitmap_target(
+                        info, base + ".bitmap", expected_checksum=idx.pack_checksum, target=base + ".pack"))
+
+    # 4 -------------------------------------------------------------------------------------------
+    def _midx(self) -> None:
+        m = self.model
+        verify = self.level.at_least(Level.STANDARD)
+        held = self.c.held.get("objects/pack/multi-pack-index")
+        aux = {p: h for p, h in self.c.held.items() if RE_MIDX_AUX.match(p)}
+        midx = None
+        if held is not None:
+            midx, fs = midx_fmt.parse_midx(held.buf, "objects/pack/multi-pack-index", m.algo, verify_checksum=verify)
+            self.findings.extend(fs)
+            if midx is not None:
+                idx_by_name = {f"pack-{h}.idx": i for h, i in m.indexes.items()}
+                self.findings.extend(midx_fmt.check_midx_against_packs(
+                    midx, "objects/pack/multi-pack-index", idx_by_name, deep=verify))
+        for path, h in sorted(aux.items()):
+            mm = RE_MIDX_AUX.match(path)
+            assert mm is not None
+            if midx is None or bytes.fromhex(mm.group("hex")) != midx.checksum:
+                self.findings.append(finding("midxBitmapOrphan", path,
+                                             f"{path}: does not belong to the multi-pack-index present "
+                                             "(its name is not the multi-pack-index checksum)"))
+                continue
+            if mm.group("ext") == "bitmap":
+                info, fs = bitmap_fmt.parse_bitmap(h.buf, path, m.algo, object_count=midx.count, verify_checksum=verify)
+                self.findings.extend(fs)
+                if info is not None:
+                    self.findings.extend(bitmap_fmt.check_bitmap_target(
+                        info, path, expected_checksum=midx.checksum, target="objects/pack/multi-pack-index"))
+            else:
+                self.findings.extend(parse_rev(h.buf, path, m.algo, None, verify_checksum=verify))
+
+    def _commit_graph(self) -> None:
+        m = self.model
+        verify = self.level.at_least(Level.STANDARD)
+        single = self.c.held.get("objects/info/commit-graph")
+        if single is not None:
+            m.commit_graph_present = True
+            _g, fs = cg_fmt.parse_commit_graph(single.buf, "objects/info/commit-graph", m.algo, verify_checksum=verify)
+            self.findings.extend(fs)
+        chain_path = "objects/info/commit-graphs/commit-graph-chain"
+        layers = {p.rsplit("/", 1)[-1]: h for p, h in self.c.held.items() if RE_GRAPH.match(p)}
+        chain_data = self.c.texts.get(chain_path)
+        if chain_data is None and not layers:
+            return
+        m.commit_graph_present = True
+        graphs: dict[str, cg_fmt.CommitGraph | None] = {}
+        for name, h in sorted(layers.items()):
+            g, fs = cg_fmt.parse_commit_graph(h.buf, f"objects/info/commit-graphs/{name}", m.algo, verify_checksum=verify)
+            self.findings.extend(fs)
+            graphs[name] = g
+        if chain_data is not None:
+            chain, fs = cg_fmt.parse_commit_graph_chain(chain_data, chain_path, m.algo)
+            self.findings.extend(fs)
+            self.findings.extend(cg_fmt.check_commit_graph_chain(chain, graphs, chain_path))
+
+    # 5 -------------------------------------------------------------------------------------------
+    def _loose_objects(self) -> None:
+        m = self.model
+        verify = self.level.at_least(Level.STANDARD)
+        for hexoid, rec in sorted(self.c.loose.items()):
+            if len(hexoid) != m.algo.hexsz:
+                self.findings.append(finding("objectFormatMismatch", rec.path,
+                                             f"{rec.path}: {len(hexoid)}-hex object name in a {m.algo.name} repository"))
+                continue
+            obj, fs = check_loose_object(bytes(rec.held.buf), rec.path, m.algo, verify_hash=verify)
+            self.findings.extend(fs)
+            if obj is not None:
+                m.loose_oids.add(bytes.fromhex(hexoid))

@@ -1,0 +1,13 @@
+"""Report formats: ``text`` for people, ``json`` (one document) and ``jsonl`` (one finding a line) for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..report import Report
+from .json import render_json, render_jsonl
+from .text import render_text
+
+FORMATS: dict[str, Callable[[Report], str]] = {"text": render_text, "json": render_json, "jsonl": render_jsonl}
+
+__all__ = ["FORMATS", "render_json", "render_jsonl", "render_text"]

@@ -1,0 +1,1 @@
+"""Strict, pure parsers for git's on-disk formats: bytes (or a stream) in, findings out. No I/O."""

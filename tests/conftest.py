@@ -1,0 +1,43 @@
+"""Shared fixtures: real git mirrors in every configuration, built once per test session (per xdist
+worker) with the real git binary.  Tests copy a mirror (``damaged_copy``) before changing it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import gitrepos  # noqa: E402
+
+CONFIGS = list(gitrepos.BUILDERS)
+
+
+@pytest.fixture(scope="session")
+def mirrors(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``mirrors(name)`` returns the pristine mirror of configuration *name* (built on first use)."""
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            base = tmp_path_factory.mktemp(f"mirror-{name}")
+            built[name] = gitrepos.BUILDERS[name](base)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture
+def mirror_copy(mirrors: Callable[[str], Path], tmp_path: Path) -> Callable[[str], Path]:
+    """``mirror_copy(name)`` returns a private, writable copy of a pristine mirror, safe to damage."""
+    n = 0
+
+    def copy(name: str) -> Path:
+        nonlocal n
+        n += 1
+        return gitrepos.copy_repo(mirrors(name), tmp_path / f"copy{n}-{name}.git")
+
+    return copy
