@@ -16,7 +16,18 @@ __version__ = "0.1.0"
 from .errors import SnapcheckError, SourceError, UsageError
 from .options import Limits, VerifyOptions
 from .report import ExitCode, Finding, Level, Report, Severity, Summary
-from .verify import verify, verify_directory, verify_file, verify_stream
+
+_LAZY = {"verify", "verify_directory", "verify_file", "verify_stream"}
+
+
+def __getattr__(name: str) -> object:
+    # The verifier pulls in every format module; import it on first use so that importing one parser
+    # (snapcheck.gitformats.x) stays light.
+    if name in _LAZY:
+        from . import verifier as _verify_module
+
+        return getattr(_verify_module, name)
+    raise AttributeError(f"module 'snapcheck' has no attribute {name!r}")
 
 __all__ = [
     "ExitCode",

@@ -94,7 +94,7 @@ def main() -> None:
 def verify(target: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool, allow_non_bare: bool,
            zstd_window: int, spool_dir: str | None, fmt: str, quiet: bool, endpoint_url: str | None) -> None:
     """Verify TARGET: a mirror directory, an archive file (tar, tar.zst, tar.gz), - for stdin, or s3://bucket/key."""
-    from .verify import verify as do_verify
+    from .verifier import verify as do_verify
 
     def body() -> int:
         options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window,
@@ -107,6 +107,30 @@ def verify(target: str, level: str, strict: bool, allow_empty: bool, allow_unbor
             out = render_text(report, show_info=False)
         click.echo(out, nl=False)
         return int(report.exit_code)
+
+    run_guarded(body)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False), default="demo", required=False)
+def demo(directory: str) -> None:
+    """Run the main job on an embedded default: build a real mirror, store good and broken snapshots in
+    DIRECTORY/bucket (a local directory standing in for S3), verify them all and print the verdicts."""
+    from pathlib import Path
+
+    from .demo import run_demo
+    from .formats.text import render_text
+
+    def body() -> int:
+        results = run_demo(Path(directory))
+        for _target, report in results:
+            click.echo(render_text(report, show_info=False))
+        good = [r for t, r in results if not t.endswith(("-cut.tar.zst", "boundary.tar.zst"))]
+        bad = [r for t, r in results if t.endswith(("-cut.tar.zst", "boundary.tar.zst"))]
+        ok = all(r.sound for r in good) and not any(r.sound for r in bad)
+        click.echo("demo: " + ("the good snapshots verified sound and the broken ones were rejected"
+                               if ok else "UNEXPECTED verdicts above"))
+        return 0 if ok else 1
 
     run_guarded(body)
 

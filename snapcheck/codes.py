@@ -28,6 +28,7 @@ PRODUCERS = [
     "snapcheck.checks.policy",
     "snapcheck.sources.compression",
     "snapcheck.sources.tar",
+    "snapcheck.baseline",
 ]
 
 
