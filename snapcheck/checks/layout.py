@@ -6,13 +6,15 @@ non-bare clone (``.git/HEAD``, ``top/.git/HEAD``: cachew's workstation snapshots
 by the first member that only a git directory has (``HEAD``, ``packed-refs``, ``objects/pack/…``,
 ``objects/xx/<hex>``, ``objects/info/…``, ``refs/heads|tags/…``) or by the first ``.git/`` path
 component, whichever comes first; a ``.git`` root wins over a guess made from a work-tree file.
-Members seen before the decision that are directories are replayed; other early members are work-tree
-files and are not part of the repository.  A marker for a *different* root later is a second
+Members seen before the decision are replayed once it is made when they fall under the root: directories
+always, small files (``config`` often comes before ``HEAD`` in directory-read order) up to a bounded
+total held in memory; larger early files are work-tree files of a clone.  A marker for a *different* root later is a second
 repository: an error.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Iterator
 
@@ -49,13 +51,18 @@ def _candidate(path: str) -> tuple[str, bool] | None:
     return None
 
 
+PENDING_FILE_MAX = 1 << 20  # early files larger than this are never repository files we must see again
+PENDING_TOTAL_MAX = 16 << 20
+
+
 class RootFinder:
     def __init__(self) -> None:
         self.root: str | None = None
         self.embedded = False  # the repository is the .git of a non-bare clone
         self.findings: list[Finding] = []
         self.outside = 0  # members outside the repository (a clone's work tree)
-        self._pending_dirs: list[Entry] = []
+        self._pending: list[Entry] = []
+        self._pending_bytes = 0
         self._other_roots: set[str] = set()
 
     def map(self, entries: Iterable[Entry]) -> Iterator[Entry]:
@@ -64,18 +71,17 @@ class RootFinder:
             if self.root is None:
                 cand = _candidate(e.path)
                 if cand is None:
-                    if e.kind is EntryKind.DIR:
-                        self._pending_dirs.append(e)
-                    else:
-                        self.outside += 1
+                    self._hold_early(e)
                     continue
                 self.root, self.embedded = cand
-                for d in self._pending_dirs:
+                for d in self._pending:
                     rel = self._relative(d.path)
                     if rel is not None:
                         d.path = rel
                         yield d
-                self._pending_dirs.clear()
+                    else:
+                        self.outside += 1
+                self._pending.clear()
             rel = self._relative(e.path)
             if rel is None:
                 cand = _candidate(e.path)
@@ -92,6 +98,17 @@ class RootFinder:
             self.findings.append(finding("archiveNoRepository", "",
                                          "no git repository found in the archive (no HEAD, objects/ or refs/ at its root, "
                                          "under ./, under one top directory, or in a .git directory)"))
+
+    def _hold_early(self, e: Entry) -> None:
+        """Keep a member seen before the root is known, so it can be replayed (bounded)."""
+        if e.kind is EntryKind.FILE and e.stream is not None and e.local_path is None:
+            if e.size > PENDING_FILE_MAX or self._pending_bytes + e.size > PENDING_TOTAL_MAX:
+                self.outside += 1
+                return  # too large to be a file we must see again; its data is skipped by the source
+            data = e.stream.read(e.size + 1)
+            self._pending_bytes += len(data)
+            e.stream = io.BytesIO(data)
+        self._pending.append(e)
 
     def _inside_root(self, cand_root: str) -> bool:
         assert self.root is not None

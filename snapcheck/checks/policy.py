@@ -42,7 +42,7 @@ def check_policy(model: RepoModel, options: VerifyOptions, *, embedded_git_dir: 
             out.append(finding("mirrorNoRefs", "packed-refs",
                                "the snapshot has no refs: an empty mirror must not be served or re-uploaded "
                                "(use --allow-empty if this is expected)"))
-        if model.object_count() == 0:
+        if model.object_files == 0:
             out.append(finding("mirrorNoObjects", "objects", "the snapshot has no objects (no pack, no loose object)"))
     head = model.head
     if head is not None:

@@ -74,9 +74,10 @@ register(
     ("packSideFileOrphan", Severity.WARNING,
      "A `.rev`, `.mtimes` or `.bitmap` has no pack of the same name.",
      "git ignores it (count-objects: garbage)."),
-    ("midxBitmapOrphan", Severity.ERROR,
-     "A multi-pack-index bitmap or reverse index whose name does not match the multi-pack-index checksum.",
-     "git ignores a stale bitmap; with no multi-pack-index at all it is garbage."),
+    ("midxBitmapOrphan", Severity.WARNING,
+     "A multi-pack-index bitmap or reverse index whose name does not match the multi-pack-index checksum "
+     "(a stale file from an earlier multi-pack-index, or the multi-pack-index itself is missing or damaged).",
+     "git ignores a bitmap that does not belong to the current multi-pack-index."),
     ("refTargetMissing", Severity.ERROR,
      "A ref (or a peeled tag recorded in packed-refs) names an object that is not in the repository.",
      "git fsck: `error: refs/…: invalid sha1 pointer <oid>`; commands using the ref fail with `fatal: bad object`."),
@@ -107,6 +108,8 @@ class RepoModel:
     loose_oids: set[bytes] = field(default_factory=set)
     commit_graph_present: bool = False
     not_checked: list[str] = field(default_factory=list)
+
+    object_files: int = 0  # .pack files and loose objects present, whether or not they could be parsed
 
     def object_count(self) -> int:
         return sum(i.count for i in self.indexes.values()) + len(self.loose_oids)
@@ -290,6 +293,7 @@ class RepositoryChecks:
     def _packs(self) -> None:
         m = self.model
         verify = self.level.at_least(Level.STANDARD)
+        m.object_files = len(self.c.loose) + sum(1 for r in self.c.packs.values() if r.summary is not None)
         for hexname, rec in sorted(self.c.packs.items()):
             base = f"objects/pack/pack-{hexname}"
             a = algo_for_hexlen(len(hexname))

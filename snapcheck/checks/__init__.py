@@ -1,0 +1,1 @@
+"""Cross-file checks: repository model, object store, connectivity, mirror policy."""
