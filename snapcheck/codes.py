@@ -29,6 +29,8 @@ PRODUCERS = [
     "snapcheck.sources.compression",
     "snapcheck.sources.tar",
     "snapcheck.baseline",
+    "snapcheck.extract",
+    "snapcheck.manifest",
 ]
 
 
