@@ -21,6 +21,7 @@ class Limits:
     max_path_length: int = 4096  # bytes in one member path
     max_ref_line: int = 64 * 1024  # bytes in one line of packed-refs or a loose ref
     max_refs: int = 10_000_000
+    max_packed_refs: int = 512 * MiB  # packed-refs is parsed in memory: ~7M refs fit
     max_memory_member: int = 64 * MiB  # larger members are spooled to a private temp dir, never held in memory
 
 

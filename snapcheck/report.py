@@ -112,6 +112,7 @@ class Summary:
     duration_s: float = 0.0
     repository_root: str = ""
     manifest: bool = False
+    created: str | None = None  # when the snapshot was taken, from its manifest
     head: str | None = None
     head_target: str | None = None
     not_checked: list[str] = field(default_factory=list)
@@ -126,6 +127,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     strict: bool = False
+    refs: dict[str, bytes] = field(default_factory=dict, repr=False)  # every ref (not serialised)
 
     def add(self, items: Iterable[Finding]) -> None:
         self.findings.extend(items)

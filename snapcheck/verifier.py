@@ -18,8 +18,10 @@ from .checks.collector import Collector
 from .checks.layout import RootFinder
 from .checks.objectcheck import check_objects
 from .checks.policy import check_policy
+from .checks.repository import RepoModel as RepositoryModel
 from .checks.repository import RepositoryChecks
 from .errors import SourceError, UsageError
+from .manifest import MANIFEST_PATH, Manifest, compare_manifest
 from .options import VerifyOptions
 from .report import Finding, Report, Summary, finding
 from .sources.base import Entry
@@ -56,6 +58,8 @@ def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embed
         phase = check_objects(collector.collected, model, options)
         report.add(phase.findings)
         report.add(check_policy(model, options, embedded_git_dir=embedded_git, head_type=phase.head_type))
+        if root_finder is not None:
+            report.add(_check_manifest(collector, model))
         s = report.summary
         s.object_format = model.algo.name
         s.refs = len(model.refs)
@@ -66,6 +70,9 @@ def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embed
         s.head_target = model.head_target
         s.head = model.head_oid.hex() if model.head_oid is not None else None
         s.not_checked = list(model.not_checked)
+        report.refs = dict(model.refs)
+        if collector.manifest is not None:
+            s.created = collector.manifest.created
         if root_finder is not None:
             s.repository_root = root_finder.root or "./"
         return _finish(report, collector, started)
@@ -74,9 +81,29 @@ def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embed
         spool.close()
 
 
+def _check_manifest(collector: Collector, model: RepositoryModel) -> list[Finding]:
+    """Archives made by snapcheck carry a manifest as their last member: refs and files must match it."""
+    c = collector.collected
+    data = c.texts.get(MANIFEST_PATH)
+    if data is None:
+        return []
+    manifest, findings = Manifest.from_json(data, MANIFEST_PATH)
+    if c.files_after_manifest:
+        findings.append(finding("manifestNotLast", MANIFEST_PATH,
+                                f"{len(c.files_after_manifest)} member(s) follow the manifest, first "
+                                f"{c.files_after_manifest[0]}: snapcheck writes the manifest last"))
+    if manifest is None:
+        return findings
+    seen = {f.path: (f.size, c.digests.get(f.path)) for f in c.files if not f.path.startswith(".snapcheck/")}
+    findings += compare_manifest(manifest, refs=model.refs, head_target=model.head_target, files_seen=seen)
+    collector.manifest = manifest
+    return findings
+
+
 def _finish(report: Report, collector: Collector, started: float) -> Report:
     c = collector.collected
     report.summary.files = len(c.files)
+    report.summary.manifest = MANIFEST_PATH in c.texts
     report.summary.bytes_read = c.bytes_read
     report.summary.bytes_checked = c.bytes_hashed
     report.summary.duration_s = round(time.monotonic() - started, 3)

@@ -11,8 +11,11 @@ or after the pack indexes it must be checked against).
 
 from __future__ import annotations
 
+import hashlib
+import mmap
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from ..errors import SourceError
@@ -55,9 +58,13 @@ RE_LOOSE = re.compile(rf"^objects/(?P<a>{_HEX}{{2}})/(?P<b>{_HEX}{{38}}|{_HEX}{{
 RE_GRAPH = re.compile(rf"^objects/info/commit-graphs/graph-(?P<hex>{_HEX}{{40}}|{_HEX}{{64}})\.graph$")
 RE_REFTABLE = re.compile(r"^reftable/[^/]+\.ref$")
 
+# Files up to this size get a sha256 (for the manifest); larger ones carry their own checksums.
+DIGEST_MAX = 1 << 20
+
 # Files held for parsing once the whole snapshot has been seen.
+MANIFEST = ".snapcheck/manifest.json"
 TEXT_FILES = {
-    "HEAD", "config", "packed-refs", "objects/info/commit-graphs/commit-graph-chain", "reftable/tables.list",
+    MANIFEST, "HEAD", "config", "packed-refs", "objects/info/commit-graphs/commit-graph-chain", "reftable/tables.list",
     "objects/info/alternates", "shallow",
 }
 # Binary side files held (not streamed) for checks against their pack/idx.
@@ -106,6 +113,8 @@ class Collected:
     packs: dict[str, PackRecord] = field(default_factory=dict)
     loose: dict[str, LooseRecord] = field(default_factory=dict)  # hex oid -> record
     files: list[FileRecord] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # sha256 of the files read whole into memory
+    files_after_manifest: list[str] = field(default_factory=list)
     dirs: set[str] = field(default_factory=set)
     bytes_read: int = 0
     bytes_hashed: int = 0
@@ -127,6 +136,7 @@ class Collector:
         self.spool = spool
         self.collected = Collected()
         self.findings: list[Finding] = []
+        self.manifest: Any = None  # the parsed manifest, when the archive carried one
 
     # -- dispatch -----------------------------------------------------------------------------
     def add(self, entry: Entry) -> None:
@@ -147,6 +157,8 @@ class Collector:
             # A hard link inside an archive repeats a member already seen; nothing more to read.
             return
         c.files.append(FileRecord(path, entry.size))
+        if MANIFEST in c.texts:
+            c.files_after_manifest.append(path)
         name = path.rsplit("/", 1)[-1]
         if name.endswith(".lock"):
             self.findings.append(finding("leftoverLockFile", path,
@@ -157,10 +169,14 @@ class Collector:
                                          f"{path}: temporary file of an unfinished write (a killed fetch or repack)"))
             return
         if path in TEXT_FILES:
-            c.texts[path] = self._read_all(entry)
+            cap = self.options.limits.max_packed_refs if path == "packed-refs" else None
+            c.texts[path] = self._read_all(entry, limit=cap)
             return
         if path.startswith("refs/"):
             c.loose_refs[path] = self._read_all(entry, limit=self.options.limits.max_ref_line)
+            return
+        if path.startswith(".snapcheck/"):
+            self._drain(entry)
             return
         m = RE_PACKFILE.match(path)
         if m:
@@ -195,6 +211,8 @@ class Collector:
             h = read_stream(entry.stream, entry.size, spool=self.spool, hint=entry.path,
                             max_memory=self.options.limits.max_memory_member)
         self.collected.bytes_read += h.size
+        if h.size <= DIGEST_MAX:
+            self._digest(entry.path, h.buf)
         return h
 
     def _read_all(self, entry: Entry, limit: int | None = None) -> bytes:
@@ -211,7 +229,11 @@ class Collector:
             data = entry.stream.read(cap + 1) if cap >= 0 else b""
             self._drain(entry)
         self.collected.bytes_read += len(data)
+        self._digest(entry.path, data)
         return data
+
+    def _digest(self, path: str, data: bytes | mmap.mmap) -> None:
+        self.collected.digests[path] = hashlib.sha256(data).hexdigest()
 
     def _add_packfile(self, entry: Entry, hexname: str, ext: str) -> None:
         rec = self.collected.packs.setdefault(hexname, PackRecord(hexname))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..gitformats.objects import tag_target
 from ..options import VerifyOptions
 from ..report import Finding, Level, finding
 from .collector import Collected
@@ -36,6 +37,50 @@ def _exists_quick(model: RepoModel, oid: bytes) -> bool:
     if oid in model.loose_oids:
         return True
     return any(idx.find(oid) is not None for idx in model.indexes.values())
+
+
+def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
+    """(type, oid) of what *oid* peels to (following tags); None when unreadable."""
+    seen = 0
+    t, data = store.read(oid)
+    while t == 4 and seen < 64:
+        parsed = tag_target(data, store.algo)
+        if parsed is None or not store.contains(parsed[0]):
+            return None
+        oid = parsed[0]
+        t, data = store.read(oid)
+        seen += 1
+    return t, oid
+
+
+def _check_peels(store: ObjectStore, model: RepoModel) -> list[Finding]:
+    out: list[Finding] = []
+    for name, oid in sorted(model.refs.items()):
+        recorded = model.peeled.get(name)
+        if recorded is None and name not in model.fully_peeled:
+            continue
+        if not store.contains(oid):
+            continue  # reported by the walk
+        try:
+            t, _ = store.read(oid)
+            if t != 4:
+                if recorded is not None:
+                    out.append(finding("peeledMismatch", "packed-refs",
+                                       f"packed-refs: {name} is not a tag but has a peel line ^{recorded.hex()}"))
+                continue
+            peeled = _peel(store, oid)
+        except ObjectError:
+            continue  # reported by the walk
+        if peeled is None:
+            continue
+        if recorded is None:
+            out.append(finding("packedRefsMissingPeel", "packed-refs",
+                               f"packed-refs: {name} is an annotated tag but has no ^ peel line although the header "
+                               "promises one: the file was probably cut between the tag's line and its peel line"))
+        elif recorded != peeled[1]:
+            out.append(finding("peeledMismatch", "packed-refs",
+                               f"packed-refs: {name} records peel ^{recorded.hex()} but the tag peels to {peeled[1].hex()}"))
+    return out
 
 
 def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions) -> ObjectPhase:
@@ -70,6 +115,7 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
             head_type = store.read(model.head_oid)[0]
         except ObjectError:
             head_type = None  # the walk has reported the damage
+    findings.extend(_check_peels(store, model))
     for name, oid in sorted(model.refs.items()):
         if name.startswith("refs/heads/") and store.contains(oid):
             try:
