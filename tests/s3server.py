@@ -1,7 +1,7 @@
 """A real S3 server for tests: SeaweedFS (``weed mini``) on 127.0.0.1, plus a loopback TCP proxy
 that can cut connections in the middle of a response.
 
-Fixtures (add to ``tests/conftest.py`` with ``from s3server import s3_server, s3_env, s3_bucket  # noqa``):
+Fixtures (enable them with ``pytest_plugins = ["s3server"]`` in ``tests/conftest.py`` or a test module):
 
 - ``s3_server`` (session): starts ``weed mini`` with every port chosen free and its data and logs in a
   private temp dir, waits (bounded) until ``ListBuckets`` answers and a small write reads back, yields an
@@ -10,6 +10,7 @@ Fixtures (add to ``tests/conftest.py`` with ``from s3server import s3_server, s3
 - ``s3_env`` (function): points the standard boto3 credential/config chain at that server
   (``AWS_ENDPOINT_URL``, keys, region, bounded retries) and hides any user AWS config files.
 - ``s3_bucket`` (function): a fresh, empty bucket on that server (with ``s3_env`` applied).
+- ``s3_proxy`` (function): a :class:`CuttingProxy` in front of that server.
 
 :class:`CuttingProxy` sits between boto3 and the server and, when armed, forwards only the first N
 bytes of a matching response and then breaks the connection, or plays "server down".
@@ -23,9 +24,9 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
-import struct
 import sysconfig
 import threading
 import time
@@ -80,8 +81,9 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def make_client(endpoint: str, *, max_attempts: int = 3, connect_timeout: float = 5.0,
-                read_timeout: float = 30.0) -> Any:
+def make_client(
+    endpoint: str, *, max_attempts: int = 3, connect_timeout: float = 5.0, read_timeout: float = 30.0
+) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -89,7 +91,7 @@ def make_client(endpoint: str, *, max_attempts: int = 3, connect_timeout: float 
         aws_secret_access_key=SECRET_KEY,
         region_name=REGION,
         config=Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             s3={"addressing_style": "path"},
@@ -110,10 +112,16 @@ class S3Server:
     secret_key: str = SECRET_KEY
     region: str = REGION
     _buckets: int = field(default=0, repr=False)
+    _clients: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     def client(self, endpoint: str | None = None, **kwargs: Any) -> Any:
-        """A boto3 S3 client for this server (or for *endpoint*, e.g. a proxy in front of it)."""
-        return make_client(endpoint or self.endpoint, **kwargs)
+        """A boto3 S3 client for this server (or for *endpoint*, e.g. a proxy in front of it).
+        Clients are cached: each holds a large service model, and hundreds of them make every
+        garbage collection (and so the end of a pytest-xdist worker) slow."""
+        key = (endpoint or self.endpoint, *sorted(kwargs.items()))
+        if key not in self._clients:
+            self._clients[key] = make_client(endpoint or self.endpoint, **kwargs)
+        return self._clients[key]
 
     def new_bucket(self, *, versioning: bool = False) -> str:
         self._buckets += 1
@@ -174,7 +182,8 @@ def start_server(base: Path, *, timeout: float = READY_TIMEOUT) -> S3Server:
             f"-s3.localSocket={d}/s3.sock", f"-filer.localSocket={d}/filer.sock",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+            "-volume.preStopSeconds=0",
             f"-master.port={p[0]}", f"-master.port.grpc={p[1]}",
             f"-volume.port={p[2]}", f"-volume.port.grpc={p[3]}",
             f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}",
@@ -240,7 +249,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Server:
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     """The standard boto3 credential/config chain, pointed at the test server."""
     for k in list(os.environ):
         if k.startswith("AWS_"):
@@ -251,8 +260,9 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # the same (absent) files in every test, so that snapcheck's per-environment client cache hits
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(s3_server.directory / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(s3_server.directory / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return s3_server
 
@@ -275,23 +285,32 @@ def s3_bucket(s3_env: S3Server) -> S3Bucket:
     return S3Bucket(s3_env, s3_env.new_bucket())
 
 
+@pytest.fixture
+def s3_proxy(s3_server: S3Server) -> Iterator[CuttingProxy]:
+    """A :class:`CuttingProxy` in front of the test server (closed after the test)."""
+    with CuttingProxy(s3_server.host, s3_server.port) as proxy:
+        yield proxy
+
+
 # --------------------------------------------------------------------------------------------------
 # a loopback TCP proxy that can break connections
 
 
 @dataclass
-class _CutRule:
-    match: bytes  # bytes of the request (e.g. b"GET /bucket/key") that arm the cut
-    after: int  # response bytes (headers included) forwarded before the cut
-    times: int  # how many matching requests to cut
-    reset: bool  # RST instead of FIN
+class _Rule:
+    match: bytes  # bytes of the request (e.g. b"GET /bucket/key") that arm the rule
+    after: int  # response bytes (headers included) forwarded before the cut / the flipped byte
+    times: int  # how many matching requests it applies to
+    reset: bool = False  # cut with RST instead of FIN
+    flip: bool = False  # flip one bit at offset `after` instead of cutting
 
 
 class CuttingProxy:
     """Forwards 127.0.0.1:<port> to *target*.  ``cut(match, after, times)`` arms it: the next *times*
     requests whose bytes contain *match* get only the first *after* bytes of their response, then the
-    connection breaks (FIN, or RST with ``reset=True``).  ``down()`` stops listening and breaks every
-    open connection, so the endpoint refuses connections like a dead server."""
+    connection breaks (FIN, or RST with ``reset=True``).  ``flip(match, offset)`` instead flips one
+    bit of the response byte at *offset* (headers included).  ``down()`` stops listening and breaks
+    every open connection, so the endpoint refuses connections like a dead server."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -299,9 +318,10 @@ class CuttingProxy:
         self.port: int = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
-        self._rules: list[_CutRule] = []
+        self._rules: list[_Rule] = []
         self._conns: set[socket.socket] = set()
         self.cuts = 0  # connections cut so far
+        self.flips = 0  # bits flipped so far
         self.connections = 0  # connections accepted so far
         self._closed = False
         self._thread = threading.Thread(target=self._accept_loop, name="cutting-proxy", daemon=True)
@@ -315,7 +335,11 @@ class CuttingProxy:
 
     def cut(self, match: bytes, after: int, times: int = 1, *, reset: bool = False) -> None:
         with self._lock:
-            self._rules.append(_CutRule(match, after, times, reset))
+            self._rules.append(_Rule(match, after, times, reset=reset))
+
+    def flip(self, match: bytes, offset: int, times: int = 1) -> None:
+        with self._lock:
+            self._rules.append(_Rule(match, offset, times, flip=True))
 
     def down(self) -> None:
         self.close()
@@ -325,7 +349,10 @@ class CuttingProxy:
             self._closed = True
             conns = list(self._conns)
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone would not
+        with contextlib.suppress(OSError):
             self._listener.close()
+        self._thread.join(timeout=5)
         for c in conns:
             _hard_close(c, reset=True)
 
@@ -348,14 +375,21 @@ class CuttingProxy:
                     return
                 self.connections += 1
                 self._conns.update((client, upstream))
-            state: dict[str, Any] = {"budget": None, "reset": False, "dead": False}
+            state: dict[str, Any] = {"budget": None, "reset": False, "flip": False}
             for src, dst, up in ((client, upstream, True), (upstream, client, False)):
                 threading.Thread(
                     target=self._pump, args=(src, dst, up, state, client, upstream), daemon=True
                 ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream_bound: bool,
-              state: dict[str, Any], client: socket.socket, upstream: socket.socket) -> None:
+    def _pump(
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        upstream_bound: bool,
+        state: dict[str, Any],
+        client: socket.socket,
+        upstream: socket.socket,
+    ) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -368,21 +402,25 @@ class CuttingProxy:
                         for rule in self._rules:
                             if rule.times > 0 and rule.match in data:
                                 rule.times -= 1
-                                state["budget"], state["reset"] = rule.after, rule.reset
+                                state.update(budget=rule.after, reset=rule.reset, flip=rule.flip)
                                 break
                         self._rules = [r for r in self._rules if r.times > 0]
                     dst.sendall(data)
                     continue
                 budget = state["budget"]
-                if budget is not None and len(data) >= budget:
+                if budget is not None and len(data) > budget and state["flip"]:
+                    data = data[:budget] + bytes([data[budget] ^ 0x01]) + data[budget + 1 :]
+                    state["budget"] = None
+                    with self._lock:
+                        self.flips += 1
+                elif budget is not None and len(data) >= budget and not state["flip"]:
                     dst.sendall(data[:budget])
                     with self._lock:
                         self.cuts += 1
-                    state["dead"] = True
                     _hard_close(client, reset=state["reset"])
                     _hard_close(upstream, reset=True)
                     return
-                if budget is not None:
+                elif budget is not None:
                     state["budget"] = budget - len(data)
                 dst.sendall(data)
         except OSError:
@@ -394,11 +432,13 @@ class CuttingProxy:
 
 
 def _hard_close(s: socket.socket, *, reset: bool) -> None:
-    if reset:
-        with contextlib.suppress(OSError):
+    """Break a connection: FIN (``reset=False``) or RST.  ``shutdown`` also wakes the other pump
+    thread blocked in ``recv`` on the same socket (``close`` alone would not)."""
+    with contextlib.suppress(OSError):
+        if reset:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    else:
-        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RD)  # wakes readers without sending anything; close sends the RST
+        else:
             s.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         s.close()
@@ -412,6 +452,7 @@ __all__ = [
     "make_client",
     "s3_bucket",
     "s3_env",
+    "s3_proxy",
     "s3_server",
     "start_server",
     "stop_process",
