@@ -5,17 +5,22 @@ Exit codes (every command): 0 sound · 1 corrupt · 2 usage error · 3 could not
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
-from .errors import SnapcheckError, UsageError
+from .errors import SnapcheckError, SourceError, UsageError
 from .formats import FORMATS
 from .options import Limits, VerifyOptions
-from .report import ExitCode, Level
+from .formats.text import render_text
+from .report import ExitCode, Level, Report
+
+if TYPE_CHECKING:
+    from .publish import PublishResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +83,12 @@ def run_guarded(fn: Callable[[], int]) -> NoReturn:
     sys.exit(code)
 
 
+def _render(report: Report, fmt: str, quiet: bool) -> str:
+    if quiet and fmt == "text":
+        return render_text(report, show_info=False)
+    return FORMATS[fmt](report)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snapcheck")
 def main() -> None:
@@ -100,13 +111,141 @@ def verify(target: str, level: str, strict: bool, allow_empty: bool, allow_unbor
         options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window,
                                spool_dir, quiet)
         report = do_verify(target, options, endpoint_url=endpoint_url)
-        out = FORMATS[fmt](report)
-        if quiet and fmt == "text":
-            from .formats.text import render_text
-
-            out = render_text(report, show_info=False)
-        click.echo(out, nl=False)
+        click.echo(_render(report, fmt, quiet), nl=False)
         return int(report.exit_code)
+
+    run_guarded(body)
+
+
+def publish_options(f: F) -> F:
+    for opt in reversed([
+        click.option("--baseline", default="auto", show_default=True,
+                     help="auto: compare with the snapshot now at DEST; none: no comparison; or a PATH to a snapshot."),
+        click.option("--force", is_flag=True, help="Publish even if the baseline guard objects."),
+        click.option("--max-ref-loss", type=click.FloatRange(0, 1), default=0.10, show_default=True,
+                     help="Largest fraction of refs the new snapshot may lose against the baseline."),
+        click.option("--max-object-loss", type=click.FloatRange(0, 1), default=0.10, show_default=True,
+                     help="Largest fraction of objects the new snapshot may lose against the baseline."),
+        click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text", show_default=True),
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the verdict line."),
+        click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+                     help="S3 endpoint (also AWS_ENDPOINT_URL)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _report_publish(result: PublishResult, fmt: str, quiet: bool) -> int:
+    out = _render(result.report, fmt, quiet)
+    click.echo(out, nl=False, err=result.location == "-")
+    if result.location == "-":
+        verdict = "verified" if result.committed else "FAILED verification (the bytes on stdout must not be used)"
+        click.echo(f"streamed {result.size} bytes to stdout: {verdict}", err=True)
+    elif result.committed:
+        click.echo(f"published {result.location} ({result.size} bytes, sha256 {result.sha256})", err=True)
+    else:
+        click.echo(f"NOT published: {result.location} left as it was", err=True)
+    return int(result.report.exit_code)
+
+
+@main.command()
+@click.argument("mirror", type=click.Path(exists=True, file_okay=False))
+@click.argument("dest")
+@level_options
+@verify_policy_options
+@publish_options
+@click.option("--compression-level", type=click.IntRange(1, 22), default=3, show_default=True)
+@click.option("--threads", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="zstd worker threads (0: compress in the calling thread).")
+def archive(mirror: str, dest: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
+            allow_non_bare: bool, zstd_window: int, spool_dir: str | None, baseline: str, force: bool,
+            max_ref_loss: float, max_object_loss: float, fmt: str, quiet: bool, endpoint_url: str | None,
+            compression_level: int, threads: int) -> None:
+    """Capture the live MIRROR consistently (git may keep writing), write a verified .tar.zst with a manifest,
+    and publish it at DEST (a file, -, s3://bucket/key, or a key in a local bucket) only if it verifies."""
+    from .archive import ArchiveOptions
+    from .archive import archive as do_archive
+    from .publish import PublishOptions
+
+    def body() -> int:
+        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet)
+        popts = PublishOptions(verify=vopts, baseline=baseline, force=force, max_ref_loss=max_ref_loss,
+                               max_object_loss=max_object_loss, endpoint_url=endpoint_url)
+        result = do_archive(mirror, dest, ArchiveOptions(publish=popts, compression_level=compression_level,
+                                                         threads=threads))
+        return _report_publish(result.publish, fmt, quiet)
+
+    run_guarded(body)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("dest")
+@level_options
+@verify_policy_options
+@publish_options
+@click.option("--expect-ref", "expect_refs", multiple=True, help="A ref that must be present (repeatable).")
+@click.option("--min-refs", type=click.IntRange(0), default=0, show_default=True, help="Fewest refs accepted.")
+@click.option("--expect-head", default=None, help="The commit HEAD must resolve to.")
+@click.option("--cachew-commit-header", is_flag=True,
+              help="Also record HEAD's commit as x-cachew-snapshot-commit metadata, as cachew does.")
+def put(source: str, dest: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
+        allow_non_bare: bool, zstd_window: int, spool_dir: str | None, baseline: str, force: bool,
+        max_ref_loss: float, max_object_loss: float, fmt: str, quiet: bool, endpoint_url: str | None,
+        expect_refs: tuple[str, ...], min_refs: int, expect_head: str | None, cachew_commit_header: bool) -> None:
+    """Gate an existing pipeline: stream SOURCE (an archive file or - for stdin) once, verifying it as it goes and
+    uploading it to DEST as it goes; the upload is committed only if the snapshot verifies (exit 0), otherwise it
+    is aborted and nothing appears at DEST (exit 1)."""
+    from .publish import PublishOptions, copy_stream, publish
+
+    def body() -> int:
+        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet)
+        popts = PublishOptions(verify=vopts, baseline=baseline, force=force, max_ref_loss=max_ref_loss,
+                               max_object_loss=max_object_loss, expect_refs=expect_refs, min_refs=min_refs,
+                               expect_head=expect_head, cachew_commit_header=cachew_commit_header,
+                               endpoint_url=endpoint_url)
+        if source == "-":
+            result = publish(copy_stream(sys.stdin.buffer), dest, popts)
+        else:
+            if os.path.isdir(source):
+                raise UsageError(f"{source} is a directory: put takes an archive; use `snapcheck archive` for a mirror")
+            try:
+                f = open(source, "rb")
+            except OSError as e:
+                raise SourceError(f"cannot open {source}: {e.strerror or e}") from e
+            with f:
+                result = publish(copy_stream(f), dest, popts)
+        return _report_publish(result, fmt, quiet)
+
+    run_guarded(body)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("dest_dir", type=click.Path(file_okay=False))
+@level_options
+@verify_policy_options
+@click.option("--replace", is_flag=True, help="If DEST_DIR exists, swap it atomically for the restored snapshot.")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the verdict line.")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="S3 endpoint (also AWS_ENDPOINT_URL).")
+def restore(source: str, dest_dir: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
+            allow_non_bare: bool, zstd_window: int, spool_dir: str | None, replace: bool, fmt: str, quiet: bool,
+            endpoint_url: str | None) -> None:
+    """Verify SOURCE (an archive file, - for stdin, s3://bucket/key, or a key in a local bucket) while extracting
+    it into a private sibling of DEST_DIR, then install it atomically. On any failure DEST_DIR is untouched."""
+    from .restore import restore as do_restore
+
+    def body() -> int:
+        options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window,
+                               spool_dir, quiet)
+        result = do_restore(source, dest_dir, options, replace=replace, endpoint_url=endpoint_url)
+        click.echo(_render(result.report, fmt, quiet), nl=False)
+        if result.installed:
+            click.echo(f"restored into {result.dest}", err=True)
+        else:
+            click.echo(f"not restored: {result.dest} left untouched", err=True)
+        return int(result.report.exit_code)
 
     run_guarded(body)
 

@@ -31,6 +31,7 @@ PRODUCERS = [
     "snapcheck.baseline",
     "snapcheck.extract",
     "snapcheck.manifest",
+    "snapcheck.publish",
 ]
 
 

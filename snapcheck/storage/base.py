@@ -59,7 +59,10 @@ class Upload(Protocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
-    def commit(self) -> ObjectInfo: ...
+    def commit(self, metadata: dict[str, str] | None = None) -> ObjectInfo:
+        """Make the object visible; *metadata* (merged over what begin_upload was given) is only
+        allowed when the upload was begun with ``late_metadata=True`` or is still small."""
+        ...
 
     def abort(self) -> None: ...
 
@@ -73,8 +76,13 @@ class Storage(Protocol):
     def open_read(self, key: str, *, etag: str | None = None) -> tuple[BinaryIO, ObjectInfo]: ...
 
     def begin_upload(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
-    ) -> Upload: ...
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None,
+        late_metadata: bool = False,
+    ) -> Upload:
+        """Start a write.  With *late_metadata* the final metadata may be given to ``commit`` (facts
+        known only once every byte was seen: a digest, counts); S3 then uploads to a hidden
+        ``<key>.snapcheck-incoming-<token>`` object and copies it over the key on commit."""
+        ...
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]: ...
 
@@ -82,11 +90,14 @@ class Storage(Protocol):
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None: ...
 
-    def copy(self, src: str, dst: str) -> ObjectInfo: ...
+    def copy(self, src: str, dst: str, *, metadata: dict[str, str] | None = None) -> ObjectInfo: ...
 
     def delete(self, key: str) -> None: ...
 
     def describe(self, key: str) -> str: ...
+
+
+INCOMING_MARKER = ".snapcheck-incoming-"  # S3 staging objects of late-metadata uploads (never listed as data)
 
 
 # Limits S3 imposes; the local store enforces the same so that both accept exactly the same things.

@@ -175,8 +175,10 @@ class LocalStorage:
         return f, info
 
     def begin_upload(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None,
+        late_metadata: bool = False,
     ) -> LocalUpload:
+        # the local store writes its metadata sidecar at commit anyway: late metadata costs nothing
         return LocalUpload(self, key, check_metadata(metadata), content_type)
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
@@ -246,12 +248,14 @@ class LocalStorage:
         except OSError as e:
             raise SourceError(f"{self.describe(key)}: cannot write tags: {e}") from e
 
-    def copy(self, src: str, dst: str) -> ObjectInfo:
-        """Copy data, metadata, content type and tags (as S3's CopyObject does by default)."""
+    def copy(self, src: str, dst: str, *, metadata: dict[str, str] | None = None) -> ObjectInfo:
+        """Copy data, metadata, content type and tags (as S3's CopyObject does by default);
+        *metadata* replaces the metadata (S3's MetadataDirective=REPLACE)."""
         reader, info = self.open_read(src)
         with reader:
             rec = self._read_sidecar(src, info.etag)
-            up = LocalUpload(self, dst, dict(info.metadata), rec.get("content_type"),
+            meta = check_metadata(metadata) if metadata is not None else dict(info.metadata)
+            up = LocalUpload(self, dst, meta, rec.get("content_type"),
                              tags=dict(rec.get("tags", {})))  # fmt: skip
             try:
                 try:
@@ -322,9 +326,11 @@ class LocalUpload:
             self.abort()
             raise SourceError(f"{self.storage.describe(self.key)}: write failed: {e.strerror or e}") from e
 
-    def commit(self) -> ObjectInfo:
+    def commit(self, metadata: dict[str, str] | None = None) -> ObjectInfo:
         if self._state != "open":
             raise ValueError(f"upload to {self.key!r} is already {self._state}")
+        if metadata:
+            self._metadata = check_metadata({**self._metadata, **metadata})
         try:
             self.file.flush()
             os.fsync(self.file.fileno())

@@ -23,7 +23,9 @@ import functools
 import hashlib
 import io
 import os
+import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -36,7 +38,7 @@ import urllib3.exceptions
 from botocore.config import Config
 
 from ..errors import SourceError, UsageError
-from .base import ObjectChanged, ObjectInfo, ObjectNotFound, check_metadata, check_tags
+from .base import INCOMING_MARKER, ObjectChanged, ObjectInfo, ObjectNotFound, check_metadata, check_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -220,9 +222,22 @@ class S3Storage:
         return io.BufferedReader(raw, READ_BUFFER), raw.info
 
     def begin_upload(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None,
+        late_metadata: bool = False,
     ) -> S3Upload:
-        return S3Upload(self, key, check_metadata(metadata), content_type)
+        if late_metadata:
+            self._remove_stale_incoming(key)
+        return S3Upload(self, key, check_metadata(metadata), content_type, late_metadata=late_metadata)
+
+    def _remove_stale_incoming(self, key: str, max_age_s: float = 6 * 3600) -> None:
+        """Remove staging objects of late-metadata uploads to *key* that a killed process left
+        (completed but never copied over the key); young ones may belong to a live upload."""
+        now = time.time()
+        with contextlib.suppress(SourceError):
+            for info in self.list(key + INCOMING_MARKER):
+                age = now - info.last_modified.timestamp() if info.last_modified else max_age_s + 1
+                if age > max_age_s:
+                    self.delete(info.key)
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """Every object under *prefix* after *start_after*, paging through ListObjectsV2.
@@ -261,18 +276,27 @@ class S3Storage:
                 Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
             )
 
-    def copy(self, src: str, dst: str) -> ObjectInfo:
+    def copy(self, src: str, dst: str, *, metadata: dict[str, str] | None = None) -> ObjectInfo:
         """Server-side copy with metadata, content type and tags, pinned to the source's ETag;
-        part by part (UploadPartCopy) above ``copy_threshold`` (5 GB, CopyObject's limit)."""
+        part by part (UploadPartCopy) above ``copy_threshold`` (5 GB, CopyObject's limit).
+        *metadata* replaces the source's metadata (MetadataDirective=REPLACE)."""
         src_loc = self.describe(src)
         with _translated("HeadObject", src_loc):
             head = self.client.head_object(Bucket=self.bucket, Key=src)
         size, etag = int(head["ContentLength"]), str(head["ETag"])
         source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": src}
+        if metadata is not None:
+            head = dict(head)
+            head["Metadata"] = check_metadata(metadata)
         if size <= self.copy_threshold:
+            extra: dict[str, Any] = {}
+            if metadata is not None:
+                extra = {"MetadataDirective": "REPLACE", "Metadata": head["Metadata"]}
+                if head.get("ContentType"):
+                    extra["ContentType"] = head["ContentType"]
             with _translated("CopyObject", f"{src_loc} -> {self.describe(dst)}"):
                 self.client.copy_object(
-                    Bucket=self.bucket, Key=dst, CopySource=source, CopySourceIfMatch=etag
+                    Bucket=self.bucket, Key=dst, CopySource=source, CopySourceIfMatch=etag, **extra
                 )
         else:
             self._multipart_copy(src, dst, head, size, etag)
@@ -337,10 +361,14 @@ class S3Upload:
     """A pending multipart upload; nothing exists at the key until :meth:`commit` returns."""
 
     def __init__(
-        self, storage: S3Storage, key: str, metadata: dict[str, str], content_type: str | None
+        self, storage: S3Storage, key: str, metadata: dict[str, str], content_type: str | None,
+        *, late_metadata: bool = False,
     ) -> None:
         self.storage = storage
-        self.key = key
+        self.final_key = key
+        # with late metadata, parts go to a hidden staging object that commit() copies over the key
+        self.late_metadata = late_metadata
+        self.key = key + INCOMING_MARKER + secrets.token_hex(8) if late_metadata else key
         self._metadata = metadata
         self._content_type = content_type
         self._buf = bytearray()
@@ -400,18 +428,27 @@ class S3Upload:
         if number in (2000, 4000):
             self._part_size = max(self._part_size, min(2 * self._part_size, MAX_PART_SIZE))
 
-    def commit(self) -> ObjectInfo:
+    def commit(self, metadata: dict[str, str] | None = None) -> ObjectInfo:
         if self._state != "open":
-            raise ValueError(f"upload to {self.key!r} is already {self._state}")
-        client, loc = self.storage.client, self.storage.describe(self.key)
+            raise ValueError(f"upload to {self.final_key!r} is already {self._state}")
+        if metadata:
+            merged = check_metadata({**self._metadata, **metadata})
+            if self._upload_id is not None and not self.late_metadata and merged != self._metadata:
+                raise ValueError("metadata given at commit needs begin_upload(late_metadata=True)")
+            self._metadata = merged
+        client = self.storage.client
         try:
             if self._upload_id is None:
+                # small: one PutObject straight to the final key, with the final metadata
+                self.key = self.final_key
+                loc = self.storage.describe(self.key)
                 body = bytes(self._buf)
                 with _translated("PutObject", loc):
                     resp: Any = client.put_object(
                         **self._common(), Body=body, ChecksumSHA256=_b64sha256(body)
                     )
             else:
+                loc = self.storage.describe(self.key)
                 if self._buf:
                     self._send_part(bytes(self._buf))
                     self._buf.clear()
@@ -420,6 +457,16 @@ class S3Upload:
                         Bucket=self.storage.bucket, Key=self.key, UploadId=self._upload_id,
                         MultipartUpload={"Parts": self._parts},
                     )  # fmt: skip
+                if self.key != self.final_key:
+                    staging = self.key
+                    try:
+                        info = self.storage.copy(staging, self.final_key, metadata=self._metadata)
+                    finally:
+                        with contextlib.suppress(SourceError):
+                            self.storage.delete(staging)
+                    self._state = "committed"
+                    self._buf = bytearray()
+                    return info
         except BaseException:
             self._abort_quietly()
             raise
