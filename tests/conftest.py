@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+pytest_plugins = ["s3server"]  # the real S3 server: s3_server, s3_env, s3_bucket, s3_proxy fixtures
+
 # Hypothesis budgets: bounded in CI (HYPOTHESIS_PROFILE=ci, set by .ci/run), longer on demand.
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
