@@ -27,6 +27,7 @@ from .report import Finding, Report, Summary, finding
 from .sources.base import Entry
 from .sources.compression import DecompressedStream
 from .sources.directory import walk_directory
+from .sources.progress import ProgressReader, wants_progress
 from .sources.tar import TarStream
 
 
@@ -127,6 +128,28 @@ def verify_stream(stream: BinaryIO, options: VerifyOptions | None = None, *, lab
     """Verify an archive (tar, tar.zst, tar.gz) read forward-only from *stream*."""
     options = options or VerifyOptions()
     source_findings: list[Finding] = []
+    progress = None
+    if wants_progress(options.quiet):
+        progress = ProgressReader(stream, total=_size_of(stream), label=label)
+        stream = progress  # type: ignore[assignment]
+    try:
+        return _verify_archive(stream, options, label, source_findings)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _size_of(stream: object) -> int | None:
+    size = getattr(stream, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return os.fstat(stream.fileno()).st_size or None  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _verify_archive(stream: BinaryIO, options: VerifyOptions, label: str, source_findings: list[Finding]) -> Report:
     dec = DecompressedStream(stream, limits=options.limits, findings=source_findings, label=label)
     tar = TarStream(dec, limits=options.limits, findings=source_findings, label=label)
     finder = RootFinder()
