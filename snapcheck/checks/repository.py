@@ -335,8 +335,11 @@ class RepositoryChecks:
             if rec.rev is not None:
                 # first: a sound .rev proves the idx offsets distinct, sparing the cross-check a sort
                 self.findings.extend(parse_rev(rec.rev.buf, base + ".rev", m.algo, idx, verify_checksum=verify))
+            # distinct offsets need a sort of every offset: left to the idx checksum (standard) or the .rev;
+            # quick stays a structural pass that reads no bulk data
             self.findings.extend(check_idx_against_pack(idx, base + ".idx", pack_path=base + ".pack",
-                                                        pack_count=s.count, pack_trailer=s.trailer, pack_size=s.size))
+                                                        pack_count=s.count, pack_trailer=s.trailer, pack_size=s.size,
+                                                        check_distinct=None if verify else False))
             m.indexes[hexname] = idx
             if rec.mtimes is not None:
                 self.findings.extend(parse_mtimes(rec.mtimes.buf, base + ".mtimes", m.algo, idx, verify_checksum=verify))
