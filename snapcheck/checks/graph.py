@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 
 from ..gitformats.common import HashAlgo
-from ..gitformats.loose_object import check_loose_object
+from ..gitformats.loose_object import check_loose_object, loose_object_type
 from ..gitformats.objects import (
     OBJ_BLOB,
     OBJ_COMMIT,
@@ -93,7 +93,11 @@ def _collect(store: ObjectStore, links: LinkCollector) -> None:
     for oid, (path, load) in store.loose.items():
         if oid in links.loose_types:
             continue
-        obj, _fs = check_loose_object(load(), path, algo, verify_hash=True)
+        raw = load()
+        if loose_object_type(raw) == OBJ_BLOB:  # a blob is typed from its header, never read
+            links.loose_types[oid] = OBJ_BLOB
+            continue
+        obj, _fs = check_loose_object(raw, path, algo, verify_hash=True)
         if obj is None:
             links.unreadable += 1
             continue
@@ -135,7 +139,8 @@ def _unmatched(store: ObjectStore, links: LinkCollector) -> dict[int, set[bytes]
 
 
 class _Walk:
-    def __init__(self, store: ObjectStore, algo: HashAlgo, suspects: dict[int, set[bytes]]) -> None:
+    def __init__(self, store: ObjectStore, algo: HashAlgo, suspects: dict[int, set[bytes]],
+                 already: set[bytes]) -> None:
         self.store = store
         self.algo = algo
         self.findings: list[Finding] = []
@@ -143,6 +148,7 @@ class _Walk:
         self.seen: dict[bytes, int] = {}  # commits, trees, tags (and blobs named by tags) visited: their type
         self.blobs: set[bytes] = set()
         self.reported: set[bytes] = set()
+        self.already = already  # damage a verifying pass has reported: counted, not reported again
         self.suspect_blobs = suspects.get(OBJ_BLOB, set())
 
     def _where(self, oid: bytes | None) -> str:
@@ -171,9 +177,10 @@ class _Walk:
             f"{rt} {ref.hex()} names {oid.hex()} as a {type_name(want)}, but it is a {type_name(got)} "
             f"(git fsck: error in {rt} {ref.hex()}: broken links / wrong object type in link)"))
 
-    def corrupt(self, e: ObjectError) -> None:
+    def corrupt(self, e: ObjectError, oid: bytes) -> None:
         self.stats.corrupt += 1
-        self.findings.append(e.finding())
+        if oid not in self.already:
+            self.findings.append(e.finding())
 
     def run(self, starts: list[tuple[bytes, int]]) -> None:
         store, algo, seen = self.store, self.algo, self.seen
@@ -184,7 +191,7 @@ class _Walk:
             oid, want, rtype, ref = stack.pop()
             known = seen.get(oid)
             if known is not None:
-                if want and known != want and ref is not None:
+                if want and known and known != want and ref is not None:
                     self.wrong_type(oid, want, known, rtype, ref)
                 continue
             try:
@@ -193,7 +200,7 @@ class _Walk:
                 seen[oid] = 0
                 if oid not in self.reported:
                     self.reported.add(oid)
-                    self.corrupt(e)
+                    self.corrupt(e, oid)
                 continue
             if t is None:
                 seen[oid] = 0
@@ -203,14 +210,16 @@ class _Walk:
             seen[oid] = t
             if want and t != want and ref is not None:
                 self.wrong_type(oid, want, t, rtype, ref)
-            if t == OBJ_BLOB:
-                st.blobs += 1
+            if t == OBJ_BLOB:  # named by a tag or a root
+                if oid not in self.blobs:
+                    self.blobs.add(oid)
+                    st.blobs += 1
                 continue
             try:
                 typ, data = store.read(oid)
             except ObjectError as e:
                 self.reported.add(oid)
-                self.corrupt(e)
+                self.corrupt(e, oid)
                 continue
             if typ == OBJ_COMMIT:
                 st.commits += 1
@@ -223,16 +232,16 @@ class _Walk:
                 stack.append((c[0], OBJ_TREE, OBJ_COMMIT, oid))
             elif typ == OBJ_TREE:
                 st.trees += 1
-                e = tree_entries(data, algo)
-                if e is None:
+                ents = tree_entries(data, algo)
+                if ents is None:
                     self._unparseable(oid, typ, "too-short tree object or malformed entry")
                     continue
-                for s in e.subtrees:
+                for s in ents.subtrees:
                     if s not in seen:
                         stack.append((s, OBJ_TREE, OBJ_TREE, oid))
                     elif seen[s] != OBJ_TREE and seen[s]:
                         self.wrong_type(s, OBJ_TREE, seen[s], OBJ_TREE, oid)
-                self._blobs(e.blobs, oid)
+                self._blobs(ents.blobs, oid)
             elif typ == OBJ_TAG:
                 st.tags += 1
                 g = tag_target(data, algo)
@@ -256,7 +265,7 @@ class _Walk:
                 except ObjectError as e:
                     if b not in self.reported:
                         self.reported.add(b)
-                        self.corrupt(e)
+                        self.corrupt(e, b)
                     continue
                 if t is None:
                     self.missing(b, OBJ_BLOB, OBJ_TREE, tree)
@@ -330,7 +339,7 @@ def check_connectivity(store: ObjectStore, roots: list[tuple[str, bytes]], algo:
             return st, findings
     else:
         leftovers = {}
-    walk = _Walk(store, algo, leftovers)
+    walk = _Walk(store, algo, leftovers, links.reported)
     walk.run(starts)
     walk.stats.roots = len(starts)
     findings.extend(walk.findings)

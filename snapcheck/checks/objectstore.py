@@ -34,9 +34,12 @@ reuses its pass.
 from __future__ import annotations
 
 import bisect
+import importlib
+import itertools
+import operator
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,22 +56,21 @@ from ..gitformats.objects import (
     commit_links,
     object_header,
     tag_target,
-    tree_entries,
+    tree_links_into,
     type_name,
 )
 from ..report import Finding, Severity, finding, register
 
-_rust_apply_delta: Callable[[bytes, bytes], list[bytes]] | None
-_RustDeltaError: type[Exception]
-try:  # dulwich's Rust delta applier (optional: pure-Python fallback below)
-    from dulwich._pack import apply_delta as _rust_apply_delta
-    from dulwich.errors import ApplyDeltaError as _RustDeltaError
-except ImportError:  # pragma: no cover - depends on the installed wheel
+_rust_apply_delta: Callable[[bytes, bytes], list[bytes]] | None = None
+_RustDeltaError: type[Exception] = ValueError
+try:  # dulwich's Rust delta applier (optional: the pure-Python one below mirrors git exactly)
+    _rust_apply_delta = importlib.import_module("dulwich._pack").apply_delta
+    _RustDeltaError = importlib.import_module("dulwich.errors").ApplyDeltaError
+except (ImportError, AttributeError):  # pragma: no cover - depends on the installed wheel
     _rust_apply_delta = None
-    _RustDeltaError = ValueError
 
 register(
-    "packObjects",
+    "objectStore",
     ("packObjectCorrupt", Severity.ERROR,
      "A packed object cannot be read: bad entry header, broken zlib stream, wrong inflated size, bytes "
      "between its stream and the next object, or a delta that does not apply.",
@@ -96,6 +98,8 @@ register(
 MAX_DELTA_CHAIN = 10_000  # git's pack.depth is at most 4095; longer chains are loops or damage
 _RUST_DELTA_LIMIT = 64 << 20  # results larger than this are built incrementally in Python
 _HEADER_SHIFT_LIMIT = 64  # git: unpack_object_header_buffer refuses sizes beyond unsigned long
+_MAX_INFLATE_CALL = 1 << 30  # output per zlib call (sizes from damaged headers can be absurd)
+_MAX_OBJECT_SIZE = 1 << 62
 
 
 class PackIndexLike(Protocol):
@@ -174,6 +178,8 @@ def _entry_header(mv: memoryview, off: int, end: int) -> tuple[int, int, int]:
         p += 1
         size |= (c & 0x7F) << shift
         shift += 7
+    if size >= _MAX_OBJECT_SIZE:
+        raise _Bad("packObjectCorrupt", f"bad object header at offset {off} (size {size})")
     return typ, size, p
 
 
@@ -200,26 +206,32 @@ def _ofs_base(mv: memoryview, p: int, end: int, off: int) -> tuple[int, int]:
 def _inflate(mv: memoryview, start: int, stop: int, size: int, *, exact: bool) -> tuple[bytes, int]:
     """Inflate the zlib stream at *start* (input bounded by *stop*) that must give *size* bytes.
     With *exact*, *stop* is the next object and the whole range is fed at once; otherwise the input
-    is fed in growing windows so that no more than one window is ever copied.  Returns (data,
+    is fed in growing windows, so that what follows the stream is never copied in bulk.  Output is
+    bounded by one byte more than *size* (that byte reveals an over-long stream).  Returns (data,
     number of input bytes left after the stream's end)."""
     d = zlib.decompressobj()
-    want = size + 1  # one more than allowed reveals an over-long stream without inflating it all
+    want = size + 1
     parts: list[bytes] = []
     have = 0
     pos = start
     step = stop - start if exact else size + (size >> 3) + 64
     try:
         while True:
-            hi = min(stop, pos + step)
-            chunk = d.decompress(mv[pos:hi], want - have)
-            parts.append(chunk)
-            have += len(chunk)
-            # the output limit is one past the size, so input is left over only when the stream
-            # is over-long: otherwise this window was used up and the next one is needed
-            if d.eof or have > size or hi >= stop:
+            if d.unconsumed_tail:
+                inp: Any = d.unconsumed_tail
+            elif pos < stop:
+                hi = min(stop, pos + step)
+                inp = mv[pos:hi]
+                pos = hi
+                step *= 2
+            else:
+                inp = b""
+            chunk = d.decompress(inp, min(want - have, _MAX_INFLATE_CALL))
+            if chunk:
+                parts.append(chunk)
+                have += len(chunk)
+            if d.eof or have > size or (not chunk and not inp):
                 break
-            pos = hi
-            step *= 2
     except zlib.error as e:
         raise _Bad("packObjectCorrupt", f"zlib stream at offset {start} is corrupt ({e})") from None
     if have > size:
@@ -249,7 +261,8 @@ def _delta_varint(delta: bytes, pos: int) -> tuple[int, int]:
 
 
 def _apply_delta_py(src: bytes, delta: bytes, pos: int, dst_size: int) -> bytes:
-    """git: patch-delta.c, from the first opcode at *pos*."""
+    """git: patch-delta.c, from the first opcode at *pos*: an instruction that does not fit stops
+    the replay, which is then an error unless the delta was used up and the result is complete."""
     out = bytearray()
     n = len(delta)
     src_size = len(src)
@@ -260,39 +273,48 @@ def _apply_delta_py(src: bytes, delta: bytes, pos: int, dst_size: int) -> bytes:
             off = sz = 0
             for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
                 if cmd & bit:
-                    if pos >= n:
-                        raise _Bad("packObjectCorrupt", "delta copy instruction is cut")
-                    off |= delta[pos] << shift
+                    off |= (delta[pos] if pos < n else 0) << shift
                     pos += 1
             for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
                 if cmd & bit:
-                    if pos >= n:
-                        raise _Bad("packObjectCorrupt", "delta copy instruction is cut")
-                    sz |= delta[pos] << shift
+                    sz |= (delta[pos] if pos < n else 0) << shift
                     pos += 1
             if sz == 0:
                 sz = 0x10000
-            if off + sz > src_size or len(out) + sz > dst_size:
-                raise _Bad("packObjectCorrupt", "delta copies beyond its base or its result size")
+            if off + sz > src_size or sz > dst_size - len(out):
+                break
             out += src[off:off + sz]
         elif cmd:
-            if pos + cmd > n or len(out) + cmd > dst_size:
-                raise _Bad("packObjectCorrupt", "delta insert runs past the delta or its result size")
+            if cmd > dst_size - len(out) or cmd > n - pos:
+                break
             out += delta[pos:pos + cmd]
             pos += cmd
         else:
             raise _Bad("packObjectCorrupt", "unexpected delta opcode 0")
-    if len(out) != dst_size:
-        raise _Bad("packObjectCorrupt", f"delta gives {len(out)} bytes, not the {dst_size} it declares")
+    if pos != n or len(out) != dst_size:
+        raise _Bad("packObjectCorrupt", "delta replay has gone wild (it does not fit its base or its result size)")
     return bytes(out)
 
 
 def apply_delta(src: bytes, delta: bytes) -> bytes:
-    """Apply a git delta to *src*; raises on any inconsistency (git: patch-delta.c)."""
+    """Apply a git delta to *src*; raises on anything git's patch_delta refuses."""
     if len(delta) < 4:
-        raise _Bad("packObjectCorrupt", "delta is shorter than the smallest valid delta")
-    src_size, pos = _delta_varint(delta, 0)
-    dst_size, pos = _delta_varint(delta, pos)
+        raise _Bad("packObjectCorrupt", "delta is shorter than the smallest valid delta (4 bytes)")
+    # the two sizes, inline (this runs once per delta); _delta_varint handles the long ones
+    c = delta[0]
+    if c < 0x80:
+        src_size, pos = c, 1
+    elif delta[1] < 0x80:
+        src_size, pos = (c & 0x7F) | (delta[1] << 7), 2
+    else:
+        src_size, pos = _delta_varint(delta, 0)
+    c = delta[pos]
+    if c < 0x80:
+        dst_size, pos = c, pos + 1
+    elif pos + 1 < len(delta) and delta[pos + 1] < 0x80:
+        dst_size, pos = (c & 0x7F) | (delta[pos + 1] << 7), pos + 2
+    else:
+        dst_size, pos = _delta_varint(delta, pos)
     if src_size != len(src):
         raise _Bad("packObjectCorrupt", f"delta expects a {src_size}-byte base but the base has {len(src)} bytes")
     if _rust_apply_delta is not None and dst_size <= _RUST_DELTA_LIMIT:
@@ -392,6 +414,15 @@ class ObjectStore:
         entry = self._loose.get(oid)
         return None if entry is None else entry[0]
 
+    def close(self) -> None:
+        """Release the views on the pack buffers (so that mmaps can be closed) and the cache."""
+        self._cache = _LRU(self._cache.budget)
+        for p in self._packs:
+            try:
+                p.mv.release()
+            except BufferError:  # a slice is still alive somewhere: the garbage collector will do it
+                pass
+
     def seed_types(self, label: str, types: bytes) -> None:
         """Object types of a pack by idx position, from a whole-pack pass (0 = unreadable)."""
         for p in self._packs:
@@ -444,7 +475,12 @@ class ObjectStore:
             typ, size, pos = _entry_header(p.mv, cur, p.end)
             if OBJ_COMMIT <= typ <= OBJ_TAG:
                 btyp = typ
-                data, _left = _inflate(p.mv, pos, p.end, size, exact=False)
+                try:
+                    data, _left = _inflate(p.mv, pos, p.end, size, exact=False)
+                except _Bad as e:
+                    if cur != off:
+                        raise _Bad(e.code, f"its delta base at offset {cur} cannot be read: {e.text}") from None
+                    raise
                 if chain:
                     cache.put((p.no, cur), typ, data)
                 break
@@ -523,7 +559,10 @@ class LinkCollector:
         self.algo = algo
         self.expect: dict[int, set[bytes]] = {OBJ_COMMIT: set(), OBJ_TREE: set(), OBJ_BLOB: set(), OBJ_TAG: set()}
         self.unparseable: list[tuple[bytes, int, str]] = []  # (oid, type, where)
-        self.unreadable = 0  # objects whose content could not be obtained (reported by the pass)
+        self.unreadable = 0  # objects whose content could not be obtained
+        # objects whose damage a verifying pass (full, loose) has already reported: the walk does
+        # not report them again
+        self.reported: set[bytes] = set()
         self.pack_types: dict[str, bytes] = {}
         self.loose_types: dict[bytes, int] = {}
         self.counts: dict[int, int] = {OBJ_COMMIT: 0, OBJ_TREE: 0, OBJ_BLOB: 0, OBJ_TAG: 0}
@@ -532,12 +571,8 @@ class LinkCollector:
         """Record the links of one object; False when git could not parse it."""
         algo = self.algo
         if obj_type == OBJ_TREE:
-            t = tree_entries(data, algo)
-            if t is None:
+            if not tree_links_into(data, algo, self.expect[OBJ_TREE], self.expect[OBJ_BLOB]):
                 return False
-            if t.subtrees:
-                self.expect[OBJ_TREE].update(t.subtrees)
-            self.expect[OBJ_BLOB].update(t.blobs)
         elif obj_type == OBJ_COMMIT:
             c = commit_links(data, algo)
             if c is None:
@@ -573,12 +608,24 @@ class PackObjectStats:
     by_type: dict[int, int] = field(default_factory=dict)
 
 
-def _order_by_offset(offs: array[int]) -> array[int]:
-    order = sorted(range(len(offs)), key=offs.__getitem__)
+def _order_by_offset(offs: array[int], given: Sequence[int] | None) -> array[int]:
+    """Index positions in pack order: *given* (a ``.rev`` file's table) when it is a permutation
+    that really orders the offsets, else sorted here (transiently one int per object)."""
+    n = len(offs)
     a = array("I")
     if a.itemsize < 4:  # pragma: no cover
         a = array("L")
-    a.extend(order)
+    if given is not None and len(given) == n:
+        try:
+            a.extend(given)
+            at = offs.__getitem__
+            ordered = all(map(operator.lt, map(at, a), map(at, itertools.islice(a, 1, None))))
+        except (IndexError, OverflowError, TypeError):
+            ordered = False
+        if ordered:  # strictly increasing offsets from n in-range positions: a permutation
+            return a
+        del a[:]
+    a.extend(sorted(range(n), key=offs.__getitem__))
     return a
 
 
@@ -586,8 +633,9 @@ class _PackPass:
     """One pass over a pack in offset order (see the module docstring)."""
 
     def __init__(self, pack: PackSource, algo: HashAlgo, *, full: bool, check_format: bool,
-                 links: LinkCollector | None) -> None:
+                 links: LinkCollector | None, pack_order: Sequence[int] | None = None) -> None:
         self.pack = pack
+        self.pack_order = pack_order
         self.algo = algo
         self.full = full
         self.check_format = check_format
@@ -598,6 +646,8 @@ class _PackPass:
         self.end = len(self.mv) - algo.rawsz
         self.findings: list[Finding] = []
         self.stats = PackObjectStats(pack.label)
+        self.n = 0
+        self.inflated = 0
 
     # findings ---------------------------------------------------------------------------------
     def _oid(self, p: int) -> bytes:
@@ -611,12 +661,19 @@ class _PackPass:
         self.findings.append(finding(code, self.label,
                                      f"{self.label}: object {oid} at offset {off}: {text} (git fsck: {git})"))
 
+    def _reported(self, positions: Iterable[int]) -> None:
+        """A verifying pass has reported these entries: the graph need not report them again."""
+        if self.full and self.links is not None:
+            name, order = self.idx.name, self.order
+            self.links.reported.update(name(order[q]) for q in positions)
+
     def _fail(self, p: int, e: _Bad) -> None:
         """Entry *p* cannot be resolved: report it once, with the number of deltas depending on it."""
         dependents = self._descendants(p)
         for q in dependents:
             self.failed[q] = 1
         self.failed[p] = 1
+        self._reported([p, *dependents])
         extra = f"; {len(dependents)} delta(s) built on it cannot be resolved either" if dependents else ""
         self._report(e.code, p, e.text + extra)
 
@@ -624,7 +681,8 @@ class _PackPass:
         out: list[int] = []
         stack = [p]
         first, nxt = self.first, self.next
-        while stack:
+        limit = self.n
+        while stack and len(out) <= limit:  # (each entry has one base, so this is a tree; the bound is a guard)
             c = first[stack.pop()]
             while c != -1:
                 out.append(c)
@@ -640,10 +698,13 @@ class _PackPass:
         st.objects = n
         self.types = bytearray(n)  # by idx position
         if n == 0:
-            st.types = bytes(self.types)
+            st.types = b""
+            if self.links is not None:
+                self.links.pack_types[self.label] = st.types
             return st, self.findings
         offs = idx.offsets()
-        self.order = _order_by_offset(offs)
+        self.n = n
+        self.order = _order_by_offset(offs, self.pack_order)
         self.soffs = array("Q", map(offs.__getitem__, self.order))
         self.kind = bytearray(n)  # entry type by offset position (0: bad header)
         self.hlen = bytearray(n)  # header length (entry data starts at offset + hlen)
@@ -655,16 +716,17 @@ class _PackPass:
         self._resolve()
         self._unresolved()
         st.types = bytes(self.types)
+        st.inflated_bytes = self.inflated
         for t, name in ((OBJ_COMMIT, "commits"), (OBJ_TREE, "trees"), (OBJ_BLOB, "blobs"), (OBJ_TAG, "tags")):
-            setattr(st, name, st.by_type.get(t, 0))
+            count = st.types.count(t)
+            if count:
+                st.by_type[t] = count
+            setattr(st, name, count)
         st.unreadable = n - sum(st.by_type.values())
         if self.links is not None:
             self.links.pack_types[self.label] = st.types
             self.links.unreadable += st.unreadable
         return st, self.findings
-
-    def _bound(self, p: int) -> int:
-        return self.soffs[p + 1] if p + 1 < len(self.soffs) else self.end
 
     def _headers(self, offs: array[int]) -> None:
         mv, end, idx = self.mv, self.end, self.idx
@@ -678,15 +740,20 @@ class _PackPass:
             bulk = getattr(idx, "crc32s", None)
             crcs = bulk() if bulk is not None else None
         crc32 = zlib.crc32
+        # offsets strictly increasing inside the object data: then no entry needs its own check
+        offsets_ok = n > 0 and soffs[0] >= 12 and soffs[n - 1] < end and all(
+            map(operator.lt, soffs, itertools.islice(soffs, 1, None)))
+        failed = self.failed
         for p in range(n):
             off = soffs[p]
             stop = soffs[p + 1] if p + 1 < n else end
-            if stop <= off or not 12 <= off < end:
+            if not offsets_ok and (stop <= off or not 12 <= off < end):
                 why = ("shares its offset with another index entry" if stop == off
                        else f"offset {off} is outside the object data (12..{end})")
                 self._report("packObjectOffsetInvalid", p, why,
                              "fatal: offset beyond end of packfile (truncated pack?)")
-                self.failed[p] = 1
+                failed[p] = 1
+                self._reported([p])
                 continue
             if check_crc:
                 want = crcs[order[p]] if crcs is not None else idx.crc32(order[p])
@@ -695,8 +762,22 @@ class _PackPass:
                     self._report("packCrcMismatch", p,
                                  f"the CRC32 of its {stop - off} raw bytes differs from the index's",
                                  f"error: index CRC mismatch for object {oid} from {self.label} at offset {off}")
+            # entry header (git: unpack_object_header_buffer), inline: this loop runs once per object
+            c = mv[off]
+            typ = (c >> 4) & 7
+            sz = c & 15
+            shift = 4
+            pos = off + 1
             try:
-                typ, sz, pos = _entry_header(mv, off, stop)
+                while c & 0x80:
+                    if pos >= stop or shift >= _HEADER_SHIFT_LIMIT:
+                        raise _Bad("packObjectCorrupt", f"bad object header at offset {off}")
+                    c = mv[pos]
+                    pos += 1
+                    sz |= (c & 0x7F) << shift
+                    shift += 7
+                if sz >= _MAX_OBJECT_SIZE:
+                    raise _Bad("packObjectCorrupt", f"bad object header at offset {off} (size {sz})")
                 if typ == OBJ_OFS_DELTA:
                     base_off, pos = _ofs_base(mv, pos, stop, off)
                     b = bisect.bisect_left(soffs, base_off)
@@ -704,9 +785,9 @@ class _PackPass:
                         raise _Bad("packDeltaBaseMissing",
                                    f"its delta base offset {base_off} is not the start of an object in the pack")
                 elif typ == OBJ_REF_DELTA:
-                    base = bytes(mv[pos:pos + rawsz])
                     if pos + rawsz > stop:
                         raise _Bad("packObjectCorrupt", "the entry is cut inside its delta base id")
+                    base = bytes(mv[pos:pos + rawsz])
                     j = idx.find(base)
                     if j is None:
                         raise _Bad("packDeltaBaseMissing", f"its delta base {base.hex()} is not in this pack")
@@ -719,35 +800,49 @@ class _PackPass:
                 if pos > stop:
                     raise _Bad("packObjectCorrupt", "the entry header runs into the next object")
             except _Bad as e:
-                self.failed[p] = 1
+                failed[p] = 1
                 self._report(e.code, p, e.text)
+                self._reported([p])
                 continue
             kind[p] = typ
             hlen[p] = pos - off
             size[p] = sz
             if b >= 0:
-                self.stats.deltas += 1
                 nxt[p] = first[b]
                 first[b] = p
+        self.stats.deltas = kind.count(OBJ_OFS_DELTA) + kind.count(OBJ_REF_DELTA)
         # deltas built on an entry that was rejected here cannot be resolved (it was reported)
         for p in range(n):
             if self.failed[p] and first[p] != -1:
-                for q in self._descendants(p):
+                deps = self._descendants(p)
+                for q in deps:
                     self.failed[q] = 1
+                self._reported(deps)
 
     def _inflate(self, p: int) -> bytes:
         off = self.soffs[p]
-        stop = self._bound(p)
-        data, left = _inflate(self.mv, off + self.hlen[p], stop, self.size[p], exact=True)
+        stop = self.soffs[p + 1] if p + 1 < self.n else self.end
+        start = off + self.hlen[p]
+        size = self.size[p]
+        # the common case in one call; anything unusual goes through _inflate for its diagnosis
+        d = zlib.decompressobj()
+        try:
+            data = d.decompress(self.mv[start:stop], size + 1) if size < _MAX_INFLATE_CALL else b""
+            ok = d.eof and len(data) == size
+        except zlib.error:
+            ok = False
+        if ok:
+            left = len(d.unused_data)
+        else:
+            data, left = _inflate(self.mv, start, stop, size, exact=True)
         if left and self.full:
             raise _Bad("packObjectCorrupt",
                        f"{left} byte(s) lie between the end of its zlib stream and the next object")
-        self.stats.inflated_bytes += len(data)
+        self.inflated += size
         return data
 
     def _visit(self, p: int, typ: int, data: bytes) -> None:
         i = self.order[p]
-        st = self.stats
         if self.full:
             oid = self.idx.name(i)
             h = self.algo.new(object_header(typ, len(data)))
@@ -757,19 +852,22 @@ class _PackPass:
                 self._report("packObjectHashMismatch", p,
                              f"its {type_name(typ)} content hashes to {got.hex()}",
                              f"error: packed {oid.hex()} from {self.label} is corrupt")
+                self._reported([p])
                 return  # not the object the index names: unreadable for the graph
             if self.check_format:
-                self.findings.extend(check_object_format(typ, data, oid, self.algo, self.label))
+                fs = check_object_format(typ, data, oid, self.algo, self.label)
+                if fs:
+                    self.findings.extend(fs)
         links = self.links
         if links is not None and typ != OBJ_BLOB and not links.add(typ, data):
             links.unparseable.append((self.idx.name(i), typ, self.label))
         self.types[i] = typ
-        st.by_type[typ] = st.by_type.get(typ, 0) + 1
 
     def _resolve(self) -> None:
         kind, first, nxt, failed = self.kind, self.first, self.next, self.failed
         full = self.full
-        for p in range(len(kind)):
+        inflate, visit = self._inflate, self._visit
+        for p in range(self.n):
             typ = kind[p]
             if not OBJ_COMMIT <= typ <= OBJ_TAG or failed[p]:
                 continue
@@ -777,11 +875,11 @@ class _PackPass:
                 self._type_blob_tree(p)
                 continue
             try:
-                data = self._inflate(p)
+                data = inflate(p)
             except _Bad as e:
                 self._fail(p, e)
                 continue
-            self._visit(p, typ, data)
+            visit(p, typ, data)
             if first[p] == -1:
                 continue
             # depth first over the delta tree: one chain of contents is held at a time
@@ -797,24 +895,23 @@ class _PackPass:
                 if failed[c]:
                     continue
                 try:
-                    res = apply_delta(stack[-1], self._inflate(c))
+                    res = apply_delta(stack[-1], inflate(c))
                 except _Bad as e:
                     self._fail(c, e)
                     continue
-                self._visit(c, typ, res)
+                visit(c, typ, res)
                 if first[c] != -1:
                     stack.append(res)
                     cursor.append(first[c])
 
     def _type_blob_tree(self, p: int) -> None:
         """``standard``: a blob and the deltas built on it are blobs; nothing is inflated."""
-        order, types, by_type = self.order, self.types, self.stats.by_type
+        order, types = self.order, self.types
         types[order[p]] = OBJ_BLOB
-        deps = self._descendants(p)
-        for q in deps:
-            if not self.failed[q]:
-                types[order[q]] = OBJ_BLOB
-        by_type[OBJ_BLOB] = by_type.get(OBJ_BLOB, 0) + 1 + len(deps)
+        if self.first[p] != -1:
+            for q in self._descendants(p):
+                if not self.failed[q]:
+                    types[order[q]] = OBJ_BLOB
 
     def _unresolved(self) -> None:
         """Deltas never reached from a base (REF delta loops) that nothing has reported yet."""
@@ -825,24 +922,28 @@ class _PackPass:
             return
         for q in left:
             failed[q] = 1
+        self._reported(left)
         more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
         self._report("packObjectCorrupt", left[0],
                      f"its delta chain never reaches a base object (the deltas refer to each other){more}")
 
 
 def verify_pack_objects(pack: PackSource, algo: HashAlgo, *, check_format: bool,
-                        links: LinkCollector | None = None) -> tuple[PackObjectStats, list[Finding]]:
+                        links: LinkCollector | None = None,
+                        pack_order: Sequence[int] | None = None) -> tuple[PackObjectStats, list[Finding]]:
     """``full``: every object of *pack* inflated once, delta-resolved from its base, hashed against
     its idx name, CRC32-checked, and (with *check_format*) checked with git's fsck rules.  With
-    *links*, the commits, trees and tags feed the collector so connectivity reuses this pass."""
-    return _PackPass(pack, algo, full=True, check_format=check_format, links=links).run()
+    *links*, the commits, trees and tags feed the collector so connectivity reuses this pass.
+    *pack_order*: idx positions in pack order (a verified ``.rev``), saves sorting the offsets."""
+    return _PackPass(pack, algo, full=True, check_format=check_format, links=links, pack_order=pack_order).run()
 
 
-def scan_pack_links(pack: PackSource, algo: HashAlgo, links: LinkCollector) -> tuple[PackObjectStats, list[Finding]]:
+def scan_pack_links(pack: PackSource, algo: HashAlgo, links: LinkCollector, *,
+                    pack_order: Sequence[int] | None = None) -> tuple[PackObjectStats, list[Finding]]:
     """``standard``: inflate every commit, tree and tag of *pack* once (blobs are typed, not read)
     and feed their links to *links*.  The findings describe objects that could not be decoded;
     whether they matter (are reachable) is for the connectivity check to decide."""
-    return _PackPass(pack, algo, full=False, check_format=False, links=links).run()
+    return _PackPass(pack, algo, full=False, check_format=False, links=links, pack_order=pack_order).run()
 
 
 @dataclass
@@ -868,6 +969,7 @@ def verify_loose_objects(loose: Mapping[bytes, LooseEntry] | Iterable[tuple[byte
             st.unreadable += 1
             if links is not None:
                 links.unreadable += 1
+                links.reported.add(oid)
             continue
         typ, data = obj
         st.by_type[typ] = st.by_type.get(typ, 0) + 1
