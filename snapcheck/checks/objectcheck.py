@@ -14,7 +14,14 @@ from ..options import VerifyOptions
 from ..report import Finding, Level, finding
 from .collector import Collected
 from .graph import GraphStats, check_connectivity
-from .objectstore import ObjectError, ObjectStore, PackSource, verify_pack_objects
+from .objectstore import (
+    LinkCollector,
+    ObjectError,
+    ObjectStore,
+    PackSource,
+    verify_loose_objects,
+    verify_pack_objects,
+)
 from .repository import RepoModel
 
 
@@ -102,12 +109,25 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
     loose = {bytes.fromhex(h): (r.path, (lambda r=r: bytes(r.held.buf))) for h, r in collected.loose.items()
              if bytes.fromhex(h) in model.loose_oids}
     store = ObjectStore(model.algo, packs, loose)
+    try:
+        return _standard_and_full(store, packs, model, options, findings)
+    finally:
+        store.close()
+
+
+def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoModel, options: VerifyOptions,
+                       findings: list[Finding]) -> ObjectPhase:
+    links: LinkCollector | None = None
     if options.level.at_least(Level.FULL):
+        # one pass per pack: inflate, hash, CRC and fsck every object; connectivity reuses its links
+        links = LinkCollector(model.algo)
         for p in packs:
-            _stats, fs = verify_pack_objects(p, model.algo, check_format=True)
+            _stats, fs = verify_pack_objects(p, model.algo, check_format=True, links=links)
             findings.extend(fs)
+        _lstats, fs = verify_loose_objects(store.loose, model.algo, check_format=True, links=links)
+        findings.extend(fs)
     stats: GraphStats
-    stats, fs = check_connectivity(store, _roots(model), model.algo)
+    stats, fs = check_connectivity(store, _roots(model), model.algo, links=links)
     findings.extend(fs)
     head_type: int | None = None
     if model.head_oid is not None and store.contains(model.head_oid):
