@@ -12,7 +12,7 @@ rewrites, and whose refs were read twice and found unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
@@ -23,7 +23,7 @@ from .publish import PublishOptions, PublishResult, publish
 
 @dataclass(frozen=True)
 class ArchiveOptions:
-    publish: PublishOptions = PublishOptions()
+    publish: PublishOptions = field(default_factory=PublishOptions)
     compression_level: int = 3
     threads: int = 0  # zstd worker threads; 0 = single-threaded
     max_attempts: int = 5

@@ -15,8 +15,8 @@ import click
 from . import __version__
 from .errors import SnapcheckError, SourceError, UsageError
 from .formats import FORMATS
-from .options import Limits, VerifyOptions
 from .formats.text import render_text
+from .options import Limits, VerifyOptions
 from .report import ExitCode, Level, Report
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def put(source: str, dest: str, level: str, strict: bool, allow_empty: bool, all
             if os.path.isdir(source):
                 raise UsageError(f"{source} is a directory: put takes an archive; use `snapcheck archive` for a mirror")
             try:
-                f = open(source, "rb")
+                f = open(source, "rb")  # noqa: SIM115 - closed by the with below; open errors must map to exit 3
             except OSError as e:
                 raise SourceError(f"cannot open {source}: {e.strerror or e}") from e
             with f:

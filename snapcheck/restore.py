@@ -47,9 +47,9 @@ def open_source(source: str, *, endpoint_url: str | None = None) -> Iterator[tup
     if source.startswith("s3://"):
         from .sources.s3 import open_s3_object
 
-        stream, _info = open_s3_object(source, endpoint_url=endpoint_url)
-        with stream:
-            yield stream, source  # type: ignore[misc]
+        s3stream, _info = open_s3_object(source, endpoint_url=endpoint_url)
+        with s3stream:
+            yield s3stream, source
         return
     if os.path.isdir(source):
         raise UsageError(f"{source} is a directory: restore takes an archive (file, -, s3://bucket/key)")

@@ -96,7 +96,7 @@ class VerifyingTee:
 
         def work() -> None:
             try:
-                self._report = verify_stream(self._reader)  # type: ignore[arg-type]
+                self._report = verify_stream(self._reader)
                 # drain whatever the verifier did not read (it may stop at the tar end marker)
                 while self._reader.read(1 << 20):
                     pass

@@ -158,7 +158,7 @@ def _verify_archive(stream: BinaryIO, options: VerifyOptions, label: str, source
 
 def verify_file(path: str | os.PathLike[str], options: VerifyOptions | None = None) -> Report:
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below; open errors must map to exit 3
     except OSError as e:
         raise SourceError(f"cannot open {path}: {e.strerror or e}") from e
     with f:

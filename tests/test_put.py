@@ -16,9 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import gitrepos
+import pytest
 from s3server import S3Bucket
 
 pytestmark = pytest.mark.s3

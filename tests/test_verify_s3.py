@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from s3server import CuttingProxy, S3Bucket
 
 pytestmark = pytest.mark.s3

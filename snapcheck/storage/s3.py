@@ -286,8 +286,7 @@ class S3Storage:
         size, etag = int(head["ContentLength"]), str(head["ETag"])
         source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": src}
         if metadata is not None:
-            head = dict(head)
-            head["Metadata"] = check_metadata(metadata)
+            head = {**head, "Metadata": check_metadata(metadata)}
         if size <= self.copy_threshold:
             extra: dict[str, Any] = {}
             if metadata is not None:
