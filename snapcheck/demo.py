@@ -4,7 +4,8 @@ for the S3 bucket.
 It builds a small real mirror with the git binary, stores a good snapshot and two broken ones in the
 bucket directory (a ``packed-refs`` cut mid-line, as a tar racing ``git fetch`` leaves it, and a stream
 cut at a zstd frame boundary with no tar end marker), then verifies the mirror and every object in the
-bucket and prints the verdicts.  Nothing outside the chosen directory is touched.
+bucket and prints the verdicts; snapcheck's own archiver publishes a fourth snapshot (with its manifest)
+into the bucket, and restore installs it as ``restored.git``.  Nothing outside the chosen directory is touched.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def run_demo(directory: Path) -> list[tuple[str, Report]]:
     mirror = build_sample_mirror(directory / "build")
     bucket = directory / "bucket"
     (bucket / "git").mkdir(parents=True)
+    (bucket / ".snapcheck-meta").mkdir()  # marks the bucket root: keys are git/…
     cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
     good = _tar_bytes(mirror)
     (bucket / "git" / "good.tar.zst").write_bytes(cctx.compress(good))
@@ -87,7 +89,16 @@ def run_demo(directory: Path) -> list[tuple[str, Report]]:
     while body.endswith(b"\0" * 512):
         body = body[:-512]
     (bucket / "git" / "cut-at-frame-boundary.tar.zst").write_bytes(cctx.compress(body))
+    # snapcheck's own archiver: consistent capture, manifest, verified before it is published
+    from .archive import archive
+    from .restore import restore
+
+    archived = archive(mirror, str(bucket / "git" / "archived-by-snapcheck.tar.zst"))
+    if not archived.publish.committed:
+        raise UsageError("the demo's own archive did not verify: " + ", ".join(archived.publish.report.codes()))
     results = [(str(mirror), verify(mirror, VerifyOptions()))]
-    for obj in sorted((bucket / "git").iterdir()):
+    for obj in sorted(p for p in (bucket / "git").iterdir() if not p.name.startswith(".")):
         results.append((str(obj), verify(obj, VerifyOptions())))
+    restored = restore(str(bucket / "git" / "archived-by-snapcheck.tar.zst"), directory / "restored.git")
+    results.append((str(directory / "restored.git"), restored.report))
     return results
