@@ -88,6 +88,7 @@ from .gitformats.idx import parse_idx
 from .gitformats.loose_refs import parse_head, parse_loose_ref
 from .gitformats.midx import parse_midx
 from .gitformats.packed_refs import parse_packed_refs
+from .install import _try_lock
 from .report import Finding, Severity
 
 __all__ = ["Capture", "CaptureError", "capture_mirror"]
@@ -158,8 +159,13 @@ class Capture:
     linked: int = 0  # files hard-linked (the rest were copied)
     mirror: Path | None = None
 
+    lock_fd: int | None = None  # flock held on the staging dir while this capture lives
+
     def cleanup(self) -> None:
         _remove_tree(self.staging)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def __enter__(self) -> Capture:
         return self
@@ -191,15 +197,49 @@ def capture_mirror(
     if not stat.S_ISDIR(top.st_mode) or not (mirror / "objects").is_dir():
         raise UsageError(f"{mirror} is not a bare git repository (no objects/ directory)")
     parent = Path(staging_parent) if staging_parent is not None else mirror.resolve().parent
+    prefix = f".{mirror.resolve().name}.snapcheck-capture-"
+    remove_stale_staging(parent, prefix)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{mirror.resolve().name}.snapcheck-capture-", dir=parent))
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as e:
         raise CaptureError(f"cannot make a staging directory in {parent}: {e.strerror or e}") from e
+    lock_fd = _try_lock(staging)  # held while we live: the next run's clean-up leaves a live capture alone
     try:
-        return _Capturer(mirror, staging, link, _between_phases).run(max_attempts)
+        capture = _Capturer(mirror, staging, link, _between_phases).run(max_attempts)
     except BaseException:
         _remove_tree(staging)
+        if lock_fd is not None:
+            os.close(lock_fd)
         raise
+    capture.lock_fd = lock_fd
+    return capture
+
+
+def remove_stale_staging(parent: Path, prefix: str) -> list[Path]:
+    """Remove staging dirs a killed capture left (``<prefix>*`` in *parent*, ours, not locked by a live
+    process): they hold hard links that would keep deleted packs' space in use forever."""
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        path = parent / name
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        fd = _try_lock(path)
+        if fd is None:
+            continue  # a live capture holds it
+        try:
+            _remove_tree(path)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------------

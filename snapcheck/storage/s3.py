@@ -234,14 +234,16 @@ class S3Storage:
         (completed but never copied over the key); young ones may belong to a live upload."""
         now = time.time()
         with contextlib.suppress(SourceError):
-            for info in self.list(key + INCOMING_MARKER):
+            for info in self.list(key + INCOMING_MARKER, include_incoming=True):
                 age = now - info.last_modified.timestamp() if info.last_modified else max_age_s + 1
                 if age > max_age_s:
                     self.delete(info.key)
 
-    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None,
+             include_incoming: bool = False) -> Iterator[ObjectInfo]:
         """Every object under *prefix* after *start_after*, paging through ListObjectsV2.
-        Listings carry no metadata."""
+        Listings carry no metadata.  Staging objects of late-metadata uploads
+        (``…snapcheck-incoming-…``) are not data and are left out unless *include_incoming*."""
         loc = self.describe(prefix)
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
         if start_after:
@@ -250,6 +252,8 @@ class S3Storage:
             with _translated("ListObjectsV2", loc):
                 page = self.client.list_objects_v2(**kwargs)
             for obj in page.get("Contents", []):
+                if not include_incoming and INCOMING_MARKER in obj["Key"]:
+                    continue
                 yield ObjectInfo(
                     key=obj["Key"],
                     size=int(obj.get("Size", 0)),
