@@ -10,19 +10,45 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
+def _limit(default: int, flag: str, codes: str, help: str) -> int:
+    """A limit field: its default, its command-line flag, the finding codes that enforce it, its help text
+    (``dataclasses.fields(Limits)[i].metadata``; docs/security.md lists the same)."""
+    meta = {"flag": flag, "codes": tuple(codes.split()), "help": help}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits; each is enforced with a finding (see docs/security.md)."""
 
-    zstd_window: int = 1 << 27  # largest zstd window a frame may demand
-    max_ratio: int = 1000  # decompressed bytes per compressed byte, averaged over the stream so far
-    max_total_bytes: int = 1 << 42  # decompressed bytes in one archive (4 TiB)
-    max_members: int = 10_000_000  # tar members in one archive
-    max_path_length: int = 4096  # bytes in one member path
-    max_ref_line: int = 64 * 1024  # bytes in one line of packed-refs or a loose ref
-    max_refs: int = 10_000_000
-    max_packed_refs: int = 512 * MiB  # packed-refs is parsed in memory: ~7M refs fit
-    max_memory_member: int = 64 * MiB  # larger members are spooled to a private temp dir, never held in memory
+    zstd_window: int = _limit(
+        1 << 27, "--zstd-window", "zstdWindowTooLarge",
+        "Largest zstd window (bytes) a frame may demand; raise it for archives made with --long.")
+    max_ratio: int = _limit(
+        1000, "--max-ratio", "decompressionRatioExceeded",
+        "Largest decompressed-to-compressed ratio, averaged over the stream once 64 MiB came out (a bomb).")
+    max_total_bytes: int = _limit(
+        1 << 42, "--max-total-bytes", "decompressionTotalExceeded extractLimit",
+        "Largest number of decompressed bytes in one archive (and bytes a restore writes).")
+    max_members: int = _limit(
+        10_000_000, "--max-members", "tarTooManyMembers extractLimit",
+        "Largest number of tar members in one archive.")
+    max_path_length: int = _limit(
+        4096, "--max-path-length", "tarPathTooLong extractLimit",
+        "Longest member path or link target, in bytes.")
+    max_ref_line: int = _limit(
+        64 * 1024, "--max-ref-line", "packedRefsLineTooLong looseRefTooLarge headTooLarge",
+        "Longest line of packed-refs, and largest loose ref or HEAD file, in bytes.")
+    max_refs: int = _limit(
+        10_000_000, "--max-refs", "packedRefsTooManyRefs refsTooMany",
+        "Largest number of records in packed-refs, and of loose refs.")
+    max_packed_refs: int = _limit(
+        512 * MiB, "--max-packed-refs", "memberTooLarge",
+        "Largest packed-refs file (it is parsed in memory: about 7 million refs fit in 512 MiB).")
+    max_memory_member: int = _limit(
+        64 * MiB, "--max-memory-member", "memberTooLarge",
+        "Bytes of archive members held in memory: no text file (config, manifest, ...) may be larger, nor "
+        "the loose refs together; binary files beyond it, one by one or together, are spooled to disk.")
 
 
 @dataclass(frozen=True)

@@ -374,8 +374,10 @@ def test_unsafe_paths_from_python_tarfile() -> None:
     [
         ("HEAD", True),
         ("../HEAD", True),
-        ("./../x/../HEAD", True),
-        ("sub/../../HEAD", True),
+        # `..` after a component not known to be a real directory: the kernel could not resolve these
+        # (x/ and sub/ do not exist) and they are the raw material of chained-symlink escapes
+        ("./../x/../HEAD", False),
+        ("sub/../../HEAD", False),
         ("../../etc/passwd", False),
         ("/etc/passwd", False),
         ("../../../..", False),

@@ -15,10 +15,12 @@ import hashlib
 import mmap
 import re
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ..errors import SourceError
+from ..gitformats import loose_refs as _loose_refs  # noqa: F401  (registers looseRefTooLarge)
+from ..gitformats import packed_refs as _packed_refs  # noqa: F401  (registers packedRefsLineTooLong)
 from ..gitformats.common import HashAlgo, algo_for_hexlen
 from ..gitformats.pack import PackStreamChecker, PackSummary
 from ..options import VerifyOptions
@@ -49,6 +51,17 @@ register(
     ("unknownPackFile", Severity.WARNING,
      "A file in objects/pack/ that git does not write.",
      "git ignores it (count-objects: garbage)."),
+)
+register(
+    "limits",
+    ("memberTooLarge", Severity.ERROR,
+     "A file that is checked in memory (packed-refs, config, HEAD, the manifest, the loose refs together) is "
+     "larger than the configured limit: it was not read or checked (raise --max-packed-refs, "
+     "--max-ref-line or --max-memory-member if the snapshot is trusted).",
+     "n/a: a resource limit of snapcheck (git reads the file whole and would need that much memory)."),
+    ("refsTooMany", Severity.ERROR,
+     "More loose refs than the configured limit (--max-refs): the rest were not read.",
+     "n/a: a resource limit of snapcheck."),
 )
 
 _HEX = "[0-9a-f]"
@@ -95,7 +108,7 @@ class LooseRecord:
     held: Held
 
 
-@dataclass
+@dataclass(slots=True)
 class FileRecord:
     """What the manifest and the summary need about every regular file."""
 
@@ -137,6 +150,9 @@ class Collector:
         self.collected = Collected()
         self.findings: list[Finding] = []
         self.manifest: Any = None  # the parsed manifest, when the archive carried one
+        self._in_memory = 0  # bytes of held members kept in memory (the rest is spooled)
+        self._ref_bytes = 0  # bytes of loose refs kept in memory
+        self._refs_limited = False
 
     # -- dispatch -----------------------------------------------------------------------------
     def add(self, entry: Entry) -> None:
@@ -169,11 +185,14 @@ class Collector:
                                          f"{path}: temporary file of an unfinished write (a killed fetch or repack)"))
             return
         if path in TEXT_FILES:
-            cap = self.options.limits.max_packed_refs if path == "packed-refs" else None
-            c.texts[path] = self._read_all(entry, limit=cap)
+            lim = self.options.limits
+            cap = lim.max_packed_refs if path == "packed-refs" else lim.max_ref_line if path == "HEAD" else None
+            data = self._read_all(entry, limit=cap, too_large="headTooLarge" if path == "HEAD" else "memberTooLarge")
+            if data is not None:
+                c.texts[path] = data
             return
         if path.startswith("refs/"):
-            c.loose_refs[path] = self._read_all(entry, limit=self.options.limits.max_ref_line)
+            self._add_loose_ref(entry)
             return
         if path.startswith(".snapcheck/"):
             self._drain(entry)
@@ -208,22 +227,79 @@ class Collector:
             h = map_file(entry.local_path)
         else:
             assert entry.stream is not None
+            # max_memory_member bounds every member AND all of them together: once that much is held in
+            # memory, the rest is spooled to disk
+            limit = self.options.limits.max_memory_member
             h = read_stream(entry.stream, entry.size, spool=self.spool, hint=entry.path,
-                            max_memory=self.options.limits.max_memory_member)
+                            max_memory=max(0, min(limit, limit - self._in_memory)))
+            if h.disk_path is None:
+                self._in_memory += h.size
         self.collected.bytes_read += h.size
         if h.size <= DIGEST_MAX:
             self._digest(entry.path, h.buf)
         return h
 
-    def _read_all(self, entry: Entry, limit: int | None = None) -> bytes:
-        """Small text file into memory (bounded by *limit* or the member limit)."""
+    def _add_loose_ref(self, entry: Entry) -> None:
+        """A loose ref, held in memory: bounded in size, in number and in total bytes."""
+        c = self.collected
+        lim = self.options.limits
+        path = entry.path
+        if path not in c.loose_refs and len(c.loose_refs) >= lim.max_refs:
+            if not self._refs_limited:
+                self._refs_limited = True
+                self.findings.append(finding("refsTooMany", path,
+                                             f"{path}: more than {lim.max_refs} loose refs (the configured limit, "
+                                             "--max-refs); this one and the rest were not read"))
+            self._drain(entry)
+            return
+        if entry.size > lim.max_ref_line:
+            self.findings.append(finding("looseRefTooLarge", path,
+                                         f"{path}: {entry.size} bytes, more than the limit of {lim.max_ref_line} "
+                                         "for a ref file (--max-ref-line); not read"))
+            self._drain(entry)
+            return
+        if self._ref_bytes + entry.size > lim.max_memory_member:
+            self.findings.append(finding("memberTooLarge", path,
+                                         f"{path}: the loose refs together exceed {lim.max_memory_member} bytes "
+                                         "(the configured limit, --max-memory-member); this one was not read"))
+            self._drain(entry)
+            return
+        data = self._read_all(entry, limit=lim.max_ref_line)
+        if data is not None:
+            self._ref_bytes += len(data)
+            c.loose_refs[path] = data
+
+    def _read_all(self, entry: Entry, limit: int | None = None, too_large: str | None = None) -> bytes | None:
+        """Small text file into memory (bounded by *limit* or the member limit).
+
+        With *too_large* (a finding code), a file whose size is over the bound is reported with it and
+        not read (None); without, the first ``bound + 1`` bytes are returned for the parser to judge.
+        ``packed-refs`` is read in pieces and given up (``packedRefsLineTooLong``, None) as soon as one
+        line is longer than ``Limits.max_ref_line``: a cut or hostile file is never held whole for that.
+        """
         cap = limit if limit is not None else self.options.limits.max_memory_member
+        if too_large is not None and entry.size > cap:
+            self.findings.append(finding(too_large, entry.path,
+                                         f"{entry.path}: {entry.size} bytes, over the limit of {cap} bytes for a "
+                                         "file checked in memory (--max-packed-refs for packed-refs, --max-ref-line "
+                                         "for HEAD, --max-memory-member for the others); not read or checked"))
+            self._drain(entry)
+            return None
         if entry.local_path is not None:
             try:
                 with open(entry.local_path, "rb") as f:
-                    data = f.read(cap + 1)
+                    got = self._read_lines(f, entry.path, cap + 1, drain=False) if entry.path == "packed-refs" else f.read(cap + 1)
             except OSError as e:
                 raise SourceError(f"cannot read {entry.local_path}: {e.strerror or e}") from e
+            if got is None:
+                return None
+            data = got
+        elif entry.path == "packed-refs":
+            assert entry.stream is not None
+            got = self._read_lines(entry.stream, entry.path, cap + 1, drain=True)
+            if got is None:
+                return None
+            data = got
         else:
             assert entry.stream is not None
             data = entry.stream.read(cap + 1) if cap >= 0 else b""
@@ -231,6 +307,48 @@ class Collector:
         self.collected.bytes_read += len(data)
         self._digest(entry.path, data)
         return data
+
+    def _read_lines(self, stream: BinaryIO, path: str, cap: int, *, drain: bool) -> bytes | None:
+        """Read up to *cap* bytes of a line-oriented file from *stream*, giving up on an over-long line
+        (with *drain*, the rest of a forward-only *stream* is then skipped)."""
+        max_line = self.options.limits.max_ref_line
+        parts: list[bytes] = []
+        got = 0
+        run = 0  # bytes since the last LF, across pieces
+        lines = 0
+        while got < cap:
+            b = stream.read(min(CHUNK, cap - got))
+            if not b:
+                break
+            first = b.find(b"\n")
+            if first < 0:
+                run += len(b)
+            else:
+                run += first
+            if run > max_line:
+                self.findings.append(finding(
+                    "packedRefsLineTooLong", path,
+                    f"{path} line {lines + 1}: longer than {max_line} bytes (the configured limit, "
+                    f"--max-ref-line); the file was not held in memory nor parsed"))
+                self.collected.bytes_read += got + len(b)
+                if drain:
+                    self._skip(stream)
+                return None
+            if first >= 0:
+                lines += b.count(b"\n")
+                run = len(b) - 1 - b.rfind(b"\n")
+            parts.append(b)
+            got += len(b)
+        if drain:
+            self._skip(stream)
+        return b"".join(parts)
+
+    def _skip(self, stream: BinaryIO) -> None:
+        while True:
+            b = stream.read(CHUNK)
+            if not b:
+                return
+            self.collected.bytes_read += len(b)
 
     def _digest(self, path: str, data: bytes | mmap.mmap) -> None:
         self.collected.digests[path] = hashlib.sha256(data).hexdigest()
@@ -291,10 +409,16 @@ class Collector:
                     n += len(b)
                     checker.feed(b)
                     if out is not None:
-                        out.write(b)
+                        try:
+                            out.write(b)
+                        except OSError as e:  # disk full: the environment, not the data (exit 3)
+                            raise SourceError(f"cannot write spool file {spool_path}: {e.strerror or e}") from e
             finally:
                 if out is not None:
-                    out.close()
+                    try:
+                        out.close()
+                    except OSError as e:
+                        raise SourceError(f"cannot write spool file {spool_path}: {e.strerror or e}") from e
             self.collected.bytes_read += n
             if hash_content:
                 self.collected.bytes_hashed += n

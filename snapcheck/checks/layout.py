@@ -53,6 +53,7 @@ def _candidate(path: str) -> tuple[str, bool] | None:
 
 PENDING_FILE_MAX = 1 << 20  # early files larger than this are never repository files we must see again
 PENDING_TOTAL_MAX = 16 << 20
+PENDING_ENTRY_COST = 512  # charged per held member (the Entry, its path, its stream object)
 
 
 class RootFinder:
@@ -100,14 +101,20 @@ class RootFinder:
                                          "under ./, under one top directory, or in a .git directory)"))
 
     def _hold_early(self, e: Entry) -> None:
-        """Keep a member seen before the root is known, so it can be replayed (bounded)."""
+        """Keep a member seen before the root is known, so it can be replayed (bounded in bytes and,
+        through a charge per member, in count: a million empty members must not pile up)."""
+        cost = PENDING_ENTRY_COST
         if e.kind is EntryKind.FILE and e.stream is not None and e.local_path is None:
-            if e.size > PENDING_FILE_MAX or self._pending_bytes + e.size > PENDING_TOTAL_MAX:
+            if e.size > PENDING_FILE_MAX or self._pending_bytes + e.size + cost > PENDING_TOTAL_MAX:
                 self.outside += 1
                 return  # too large to be a file we must see again; its data is skipped by the source
             data = e.stream.read(e.size + 1)
             self._pending_bytes += len(data)
             e.stream = io.BytesIO(data)
+        elif self._pending_bytes + cost > PENDING_TOTAL_MAX:
+            self.outside += 1
+            return
+        self._pending_bytes += cost
         self._pending.append(e)
 
     def _inside_root(self, cand_root: str) -> bool:

@@ -20,7 +20,10 @@ out as slices of them.  What it enforces, in order (POSIX pax/ustar as in IEEE 1
    path (``tarAbsolutePath``), no ``..`` component (``tarPathTraversal``), no NUL inside a long name
    (``tarNulInName``), no path over ``Limits.max_path_length`` (``tarPathTooLong``), no member below
    an earlier symlink member (``tarPathThroughSymlink``), no symlink or hard link whose target
-   leaves the archive root (``tarLinkEscapes``), no device or fifo (``tarDeviceMember``,
+   leaves the archive root (``tarLinkEscapes``: absolute, too many ``..``, through a symlink member,
+   or a ``..`` after a component not yet known to be a real directory, the extractor's rule; a
+   symlink member may not replace a directory either), no link target over
+   ``Limits.max_path_length`` (``tarPathTooLong``), no device or fifo (``tarDeviceMember``,
    ``tarFifoMember``), no GNU sparse/multi-volume member (``tarUnsupportedMember``).  A backslash
    in a path is only a warning (``tarBackslashPath``).  At most ``Limits.max_members`` members
    (``tarTooManyMembers``).
@@ -208,6 +211,8 @@ class TarStream:
         self._member: _MemberReader | None = None
         self._cut_reported = False
         self._symlinks: set[str] = set()
+        self._dirs: set[str] = set()  # directories known to be real: directory members and parents of members
+        self._last_dir = ""
         self.members = 0
         self.end_marker_seen = False
 
@@ -346,6 +351,7 @@ class TarStream:
         longname: bytes | None = None
         longlink: bytes | None = None
         long_too_long = False
+        meta_bytes = 0  # data of the long-name/pax headers since the last member (bounded by PAX_MAX)
         while True:
             m = self._member
             if m is not None:
@@ -393,6 +399,14 @@ class TarStream:
                 return
             # -- meta headers: GNU long names, pax
             if typeflag in META:
+                if typeflag in (b"x", b"g") or size <= max_path + 1:  # the data is held, not skipped
+                    meta_bytes += size
+                if meta_bytes > PAX_MAX:
+                    self._note("tarBadHeader", "",
+                               f"the long-name and pax headers before byte {hoff + BLOCK} add up to more than "
+                               f"{PAX_MAX} bytes without a member to apply to")
+                    self._drain()
+                    return
                 got = self._meta(typeflag, size, hoff)
                 if got is None:
                     return
@@ -421,6 +435,7 @@ class TarStream:
                         pax = records if pax is None else {**pax, **records}
                 continue
             # -- a real member
+            meta_bytes = 0
             self.members += 1
             if self.members > limits.max_members:
                 self._note("tarTooManyMembers", "",
@@ -544,10 +559,12 @@ class TarStream:
                     self._note("tarUnsupportedMember", path, "a GNU sparse member (pax GNU.sparse.*); "
                                "its data is not the file's bytes")
                     continue
+                self._mark_dirs(path, False)
                 yield Entry(path, EntryKind.FILE, size, stream=cast(BinaryIO, reader or _MemberReader(None, 0, path)),
                             mode=mode)
                 continue
             if is_dir:
+                self._mark_dirs(path, True)
                 yield Entry(path, EntryKind.DIR, 0, mode=mode)
                 continue
             if typeflag in (b"1", b"2"):
@@ -561,14 +578,21 @@ class TarStream:
                 if b"\0" in rawlink:
                     self._note("tarNulInName", path, "the link target contains a NUL byte")
                     continue
+                if len(rawlink) > max_path:
+                    self._note("tarPathTooLong", path, f"the link target is over {max_path} bytes")
+                    continue
                 if parts is None:
                     parts = path.split("/")
                 if typeflag == b"2":
                     why = self._symlink_escapes(parts, target)
+                    if why is None and path in self._dirs:
+                        why = ("replaces a directory that earlier members lie in or that earlier symlinks "
+                               "resolve through")
                     if why:
                         self._note("tarLinkEscapes", path, f"symlink to {target!r} {why}")
                         continue
                     self._symlinks.add(path)
+                    self._mark_dirs(path, False)
                     yield Entry(path, EntryKind.SYMLINK, 0, link_target=target, mode=mode)
                     continue
                 tparts = _components(target)
@@ -580,6 +604,7 @@ class TarStream:
                     self._note("tarLinkEscapes", path,
                                f"hard link to {target!r}, through the symlink member {through!r}")
                     continue
+                self._mark_dirs(path, False)
                 yield Entry(path, EntryKind.HARDLINK, 0, link_target="/".join(tparts), mode=mode)
                 continue
             if typeflag in (b"3", b"4"):
@@ -597,6 +622,7 @@ class TarStream:
                 self._note("tarUnknownType", path,
                            f"unknown type flag {typeflag!r}; read as a regular file (tar: Unknown file type, "
                            "extracted as normal file)")
+                self._mark_dirs(path, False)
                 yield Entry(path, EntryKind.FILE, size, stream=cast(BinaryIO, reader or _MemberReader(None, 0, path)),
                             mode=mode)
 
@@ -654,22 +680,49 @@ class TarStream:
             ext = blk[504]
         return True
 
+    def _mark_dirs(self, path: str, is_dir: bool) -> None:
+        """Remember *path* (a directory member) or its parent, and their parents, as real directories."""
+        d = path if is_dir else path.rpartition("/")[0]
+        if d == self._last_dir:
+            return
+        self._last_dir = d
+        dirs = self._dirs
+        while d and d not in dirs:
+            dirs.add(d)
+            d = d.rpartition("/")[0]
+
     def _symlink_escapes(self, parts: list[str], target: str) -> str | None:
-        """Why a symlink at *parts* pointing to *target* leaves the archive root, or None."""
+        """Why a symlink at *parts* pointing to *target* may leave the archive root, or None.
+
+        The target is resolved lexically from the link's own directory (whose components are real
+        directories: no earlier member is a symlink there).  A ``..`` is accepted only where it undoes
+        a component known to be a real directory (a directory member, or a parent of a member, seen
+        earlier): after any other component, which a later member may still make a symlink, the
+        kernel would climb from wherever that link points (``s -> d/s1/../x`` then ``d/s1 -> ..``).
+        The extractor applies the same rule.
+        """
         if target.startswith("/"):
             return "(an absolute target)"
         stack = parts[:-1]
+        real = len(stack)  # stack[:real] are real directories
         for c in target.split("/"):
             if not c or c == ".":
                 continue
             if c == "..":
                 if not stack:
                     return "climbs above the archive root"
+                if real < len(stack):
+                    return (f"climbs '..' out of {'/'.join(stack)!r}, which is not a directory seen earlier in "
+                            "the archive (a later member could make it a symlink)")
                 stack.pop()
+                real = len(stack)
             else:
                 stack.append(c)
-                if self._symlinks and "/".join(stack) in self._symlinks:
-                    return f"passes through the symlink member {'/'.join(stack)!r}"
+                joined = "/".join(stack)
+                if self._symlinks and joined in self._symlinks:
+                    return f"passes through the symlink member {joined!r}"
+                if real == len(stack) - 1 and joined in self._dirs:
+                    real = len(stack)
         return None
 
     def _check_trailing(self) -> None:
