@@ -5,6 +5,7 @@ Exit codes (every command): 0 sound · 1 corrupt · 2 usage error · 3 could not
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -53,13 +54,33 @@ def verify_policy_options(f: F) -> F:
     return f
 
 
+def limit_options(f: F) -> F:
+    """One option per resource limit other than --zstd-window (docs/security.md), from the Limits fields."""
+    defaults = Limits()
+    for fld in reversed(dataclasses.fields(Limits)):
+        if fld.name == "zstd_window":
+            continue
+        f = click.option(fld.metadata["flag"], fld.name, type=click.IntRange(1), show_default=True,
+                         default=getattr(defaults, fld.name), help=fld.metadata["help"])(f)
+    return f
+
+
 def make_options(level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool, allow_non_bare: bool,
-                 zstd_window: int, spool_dir: str | None, quiet: bool = True) -> VerifyOptions:
+                 zstd_window: int, spool_dir: str | None, quiet: bool = True,
+                 limits: dict[str, int] | None = None) -> VerifyOptions:
     if zstd_window < 1 << 10:
         raise UsageError("--zstd-window must be at least 1024")
     return VerifyOptions(level=Level(level), strict=strict, allow_empty=allow_empty,
                          allow_unborn_head=allow_unborn_head, allow_non_bare=allow_non_bare,
-                         limits=Limits(zstd_window=zstd_window), spool_dir=spool_dir, quiet=quiet)
+                         limits=Limits(zstd_window=zstd_window, **(limits or {})), spool_dir=spool_dir, quiet=quiet)
+
+
+LIMIT_NAMES = tuple(fld.name for fld in dataclasses.fields(Limits) if fld.name != "zstd_window")
+
+
+def _limits(kwargs: dict[str, Any]) -> dict[str, int]:
+    """Pop the limit options click passed to a command."""
+    return {name: kwargs.pop(name) for name in LIMIT_NAMES if name in kwargs}
 
 
 def run_guarded(fn: Callable[[], int]) -> NoReturn:
@@ -99,17 +120,18 @@ def main() -> None:
 @click.argument("target")
 @level_options
 @verify_policy_options
+@limit_options
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the verdict line); no progress bar.")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="S3 endpoint (also AWS_ENDPOINT_URL).")
 def verify(target: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool, allow_non_bare: bool,
-           zstd_window: int, spool_dir: str | None, fmt: str, quiet: bool, endpoint_url: str | None) -> None:
+           zstd_window: int, spool_dir: str | None, fmt: str, quiet: bool, endpoint_url: str | None, **limit_opts: int) -> None:
     """Verify TARGET: a mirror directory, an archive file (tar, tar.zst, tar.gz), - for stdin, or s3://bucket/key."""
     from .verifier import verify as do_verify
 
     def body() -> int:
-        options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window,
-                               spool_dir, quiet)
+        options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet,
+                               _limits(limit_opts))
         report = do_verify(target, options, endpoint_url=endpoint_url)
         click.echo(_render(report, fmt, quiet), nl=False)
         return int(report.exit_code)
@@ -153,6 +175,7 @@ def _report_publish(result: PublishResult, fmt: str, quiet: bool) -> int:
 @click.argument("dest")
 @level_options
 @verify_policy_options
+@limit_options
 @publish_options
 @click.option("--compression-level", type=click.IntRange(1, 22), default=3, show_default=True)
 @click.option("--threads", type=click.IntRange(0, 256), default=0, show_default=True,
@@ -160,7 +183,7 @@ def _report_publish(result: PublishResult, fmt: str, quiet: bool) -> int:
 def archive(mirror: str, dest: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
             allow_non_bare: bool, zstd_window: int, spool_dir: str | None, baseline: str, force: bool,
             max_ref_loss: float, max_object_loss: float, fmt: str, quiet: bool, endpoint_url: str | None,
-            compression_level: int, threads: int) -> None:
+            compression_level: int, threads: int, **limit_opts: int) -> None:
     """Capture the live MIRROR consistently (git may keep writing), write a verified .tar.zst with a manifest,
     and publish it at DEST (a file, -, s3://bucket/key, or a key in a local bucket) only if it verifies."""
     from .archive import ArchiveOptions
@@ -168,7 +191,8 @@ def archive(mirror: str, dest: str, level: str, strict: bool, allow_empty: bool,
     from .publish import PublishOptions
 
     def body() -> int:
-        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet)
+        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet,
+                             _limits(limit_opts))
         popts = PublishOptions(verify=vopts, baseline=baseline, force=force, max_ref_loss=max_ref_loss,
                                max_object_loss=max_object_loss, endpoint_url=endpoint_url)
         result = do_archive(mirror, dest, ArchiveOptions(publish=popts, compression_level=compression_level,
@@ -183,6 +207,7 @@ def archive(mirror: str, dest: str, level: str, strict: bool, allow_empty: bool,
 @click.argument("dest")
 @level_options
 @verify_policy_options
+@limit_options
 @publish_options
 @click.option("--expect-ref", "expect_refs", multiple=True, help="A ref that must be present (repeatable).")
 @click.option("--min-refs", type=click.IntRange(0), default=0, show_default=True, help="Fewest refs accepted.")
@@ -192,14 +217,16 @@ def archive(mirror: str, dest: str, level: str, strict: bool, allow_empty: bool,
 def put(source: str, dest: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
         allow_non_bare: bool, zstd_window: int, spool_dir: str | None, baseline: str, force: bool,
         max_ref_loss: float, max_object_loss: float, fmt: str, quiet: bool, endpoint_url: str | None,
-        expect_refs: tuple[str, ...], min_refs: int, expect_head: str | None, cachew_commit_header: bool) -> None:
+        expect_refs: tuple[str, ...], min_refs: int, expect_head: str | None, cachew_commit_header: bool,
+        **limit_opts: int) -> None:
     """Gate an existing pipeline: stream SOURCE (an archive file or - for stdin) once, verifying it as it goes and
     uploading it to DEST as it goes; the upload is committed only if the snapshot verifies (exit 0), otherwise it
     is aborted and nothing appears at DEST (exit 1)."""
     from .publish import PublishOptions, copy_stream, publish
 
     def body() -> int:
-        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet)
+        vopts = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet,
+                             _limits(limit_opts))
         popts = PublishOptions(verify=vopts, baseline=baseline, force=force, max_ref_loss=max_ref_loss,
                                max_object_loss=max_object_loss, expect_refs=expect_refs, min_refs=min_refs,
                                expect_head=expect_head, cachew_commit_header=cachew_commit_header,
@@ -225,20 +252,21 @@ def put(source: str, dest: str, level: str, strict: bool, allow_empty: bool, all
 @click.argument("dest_dir", type=click.Path(file_okay=False))
 @level_options
 @verify_policy_options
+@limit_options
 @click.option("--replace", is_flag=True, help="If DEST_DIR exists, swap it atomically for the restored snapshot.")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the verdict line.")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="S3 endpoint (also AWS_ENDPOINT_URL).")
 def restore(source: str, dest_dir: str, level: str, strict: bool, allow_empty: bool, allow_unborn_head: bool,
             allow_non_bare: bool, zstd_window: int, spool_dir: str | None, replace: bool, fmt: str, quiet: bool,
-            endpoint_url: str | None) -> None:
+            endpoint_url: str | None, **limit_opts: int) -> None:
     """Verify SOURCE (an archive file, - for stdin, s3://bucket/key, or a key in a local bucket) while extracting
     it into a private sibling of DEST_DIR, then install it atomically. On any failure DEST_DIR is untouched."""
     from .restore import restore as do_restore
 
     def body() -> int:
-        options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window,
-                               spool_dir, quiet)
+        options = make_options(level, strict, allow_empty, allow_unborn_head, allow_non_bare, zstd_window, spool_dir, quiet,
+                               _limits(limit_opts))
         result = do_restore(source, dest_dir, options, replace=replace, endpoint_url=endpoint_url)
         click.echo(_render(result.report, fmt, quiet), nl=False)
         if result.installed:
