@@ -119,6 +119,7 @@ class Summary:
 
 
 SCHEMA_VERSION = 1
+MAX_PER_CODE = 1000  # findings kept per code; the rest are counted (a million damaged refs make one report, not 1 GB)
 
 
 @dataclass
@@ -128,9 +129,17 @@ class Report:
     summary: Summary = field(default_factory=Summary)
     strict: bool = False
     refs: dict[str, bytes] = field(default_factory=dict, repr=False)  # every ref (not serialised)
+    suppressed: dict[str, int] = field(default_factory=dict)  # code -> findings beyond MAX_PER_CODE, counted
+    _per_code: dict[str, int] = field(default_factory=dict, repr=False)
 
     def add(self, items: Iterable[Finding]) -> None:
-        self.findings.extend(items)
+        for f in items:
+            n = self._per_code.get(f.code, 0) + 1
+            self._per_code[f.code] = n
+            if n <= MAX_PER_CODE or f.code in _INCOMPLETE_CODES:
+                self.findings.append(f)
+            else:
+                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
 
     @property
     def errors(self) -> list[Finding]:
@@ -174,6 +183,7 @@ class Report:
             "strict": self.strict,
             "summary": asdict(self.summary),
             "findings": [f.to_dict() for f in self.findings],
+            "suppressed": dict(self.suppressed),
         }
 
 

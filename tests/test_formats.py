@@ -45,3 +45,16 @@ def test_junit(mirrors: Callable[[str], Path], mirror_copy: Callable[[str], Path
 def test_text(mirror_copy: Callable[[str], Path]) -> None:
     text = FORMATS["text"](verify(_corrupt(mirror_copy)))
     assert "CORRUPT" in text and "error: [packedRefs" in text and "git: fatal:" in text
+
+
+def test_findings_are_capped_per_code() -> None:
+    from snapcheck.report import MAX_PER_CODE, Report, finding
+
+    r = Report(target="t")
+    r.add(finding("looseRefEmpty", f"refs/heads/b{i}", "empty") for i in range(MAX_PER_CODE + 5))
+    r.add([finding("configMissing", "config", "missing")])
+    assert len(r.findings) == MAX_PER_CODE + 1
+    assert r.suppressed == {"looseRefEmpty": 5}
+    assert r.exit_code == 1
+    assert "... and 5 more [looseRefEmpty]" in FORMATS["text"](r)
+    assert json.loads(FORMATS["json"](r))["suppressed"] == {"looseRefEmpty": 5}

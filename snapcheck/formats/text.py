@@ -22,6 +22,8 @@ def render_text(report: Report, *, show_info: bool = True) -> str:
         if f.severity is Severity.INFO and not show_info:
             continue
         lines.append(f"{f.severity.value}: [{f.code}] {f.message}")
+    for code, n in sorted(report.suppressed.items()):
+        lines.append(f"... and {n} more [{code}] finding(s) not shown")
     s = report.summary
     head = f"HEAD -> {s.head_target or '(detached)'} {s.head[:12] if s.head else '(unresolved)'}"
     lines.append(
