@@ -415,7 +415,7 @@ class RepositoryChecks:
                 self.findings.append(finding("objectFormatMismatch", rec.path,
                                              f"{rec.path}: {len(hexoid)}-hex object name in a {m.algo.name} repository"))
                 continue
-            obj, fs = check_loose_object(bytes(rec.held.buf), rec.path, m.algo, verify_hash=verify)
+            obj, fs = check_loose_object(rec.held.buf, rec.path, m.algo, verify_hash=verify, keep_content=False)
             self.findings.extend(fs)
             if obj is not None:
                 m.loose_oids.add(bytes.fromhex(hexoid))

@@ -75,10 +75,12 @@ def oid_from_path(path: str, algo: HashAlgo) -> bytes | None:
     return bytes.fromhex(hexoid)
 
 
-def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *,
-                       verify_hash: bool) -> tuple[tuple[int, bytes] | None, list[Finding]]:
+def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: bool,
+                       keep_content: bool = True) -> tuple[tuple[int, bytes] | None, list[Finding]]:
     """Inflate and check one loose object.  Returns ``((type, content), findings)``, or
-    ``(None, findings)`` when the file does not hold the object its path names."""
+    ``(None, findings)`` when the file does not hold the object its path names.  With
+    *keep_content* False the content is hashed as it inflates and not kept (``content`` is
+    ``b""``): memory stays bounded whatever the object inflates to."""
     out: list[Finding] = []
     mv = memoryview(data)
     if mv.ndim != 1 or mv.format != "B":
@@ -116,14 +118,21 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *,
                            f"from header '{m.group(0)[:-1].decode('latin-1')}' of {path}"))
         return None, out
     size = int(size_text)
-    parts = [head[m.end():]]
-    have = len(parts[0])
+    hasher = algo.new(m.group(0)) if verify_hash else None
+    first = head[m.end():]
+    parts = [first] if keep_content else []
+    if hasher is not None:
+        hasher.update(first)
+    have = len(first)
     try:
         tail = d.unconsumed_tail
         while not d.eof and have <= size:
             chunk = d.decompress(tail, min(size + 1 - have, _CHUNK))
             rest = d.unconsumed_tail
-            parts.append(chunk)
+            if keep_content:
+                parts.append(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             have += len(chunk)
             if not chunk and len(rest) == len(tail):
                 break  # no progress: the input is exhausted (a cut stream)
@@ -154,15 +163,13 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *,
                            f"git: error: corrupt loose object '{label}'"))
         return None, out
     content = b"".join(parts)
-    if verify_hash:
+    if hasher is not None:
         if oid is None:
             out.append(finding("looseObjectBadName", path,
                                f"{path}: not objects/<2 hex>/<{algo.hexsz - 2} hex>: the object id cannot be "
                                f"checked and git does not see this file as an object"))
             return None, out
-        h = algo.new(m.group(0))
-        h.update(content)
-        got = h.digest()
+        got = hasher.digest()
         if got != oid:
             out.append(finding("looseObjectHashMismatch", path,
                                f"{path}: the {TYPE_NAMES[obj_type]} it holds hashes to {got.hex()}, not to "
