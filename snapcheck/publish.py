@@ -108,7 +108,7 @@ def read_baseline(storage: Storage, key: str, options: PublishOptions, findings:
     except SnapcheckError as e:
         findings.append(finding("baselineUnreadable", where, f"{where}: could not read the current snapshot: {e}"))
         return None
-    if rep.incomplete or rep.summary.refs == 0 and rep.errors:
+    if rep.incomplete or (rep.summary.refs == 0 and rep.errors):
         findings.append(finding("baselineUnreadable", where,
                                 f"{where}: the current snapshot is itself unreadable or corrupt; no baseline comparison"))
         return None

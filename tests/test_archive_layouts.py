@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-import gitrepos
 from snapcheck.options import VerifyOptions
 from snapcheck.restore import restore
 from snapcheck.verifier import verify_file
+
+import gitrepos
 
 
 def sh(cmd: str) -> None:

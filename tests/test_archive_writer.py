@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from gitrepos import GIT_ENV, git, git_rc
 
 from snapcheck.archive_writer import ArchiveStats, ArchiveWriteError, build_manifest, write_archive
 from snapcheck.capture import Capture, capture_mirror
 from snapcheck.manifest import MANIFEST_PATH, Manifest
+
+from gitrepos import GIT_ENV, git, git_rc
 
 CREATED = "2024-05-01T12:00:00Z"
 

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import BUILDERS, GIT_ENV, build_work, git, git_rc
 
 import snapcheck.capture as capture_mod
 from snapcheck.archive_writer import build_manifest, write_archive
 from snapcheck.capture import Capture, CaptureError, capture_mirror
 from snapcheck.errors import UsageError
+
+from gitrepos import BUILDERS, GIT_ENV, build_work, git, git_rc
 
 CONFIGS = list(BUILDERS)  # every configuration the fixtures build
 TOP_FILES = ("HEAD", "config", "packed-refs", "description", "shallow")

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import git, git_rc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapcheck.gitformats import commit_graph as cg
 from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.report import Severity
+
+from gitrepos import git, git_rc
 
 Mirrors = Callable[[str], Path]
 SINGLE = "objects/info/commit-graph"

@@ -14,6 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapcheck.errors import SourceError
+from snapcheck.options import Limits
+from snapcheck.report import Finding, code_info
+from snapcheck.sources.compression import DecompressedStream, detect
+
 from archives import (
     ChunkedReader,
     cachew_archive,
@@ -31,13 +39,6 @@ from archives import (
     zstd,
     zstd_dc,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from snapcheck.errors import SourceError
-from snapcheck.options import Limits
-from snapcheck.report import Finding, code_info
-from snapcheck.sources.compression import DecompressedStream, detect
 
 
 # ----------------------------------------------------------------------------- fixtures

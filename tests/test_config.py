@@ -9,13 +9,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import gitrepos
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapcheck.gitformats.config import GitConfig, parse_config, parse_git_bool, parse_git_int
 from snapcheck.report import Finding, Severity
+
+import gitrepos
 
 CONFIGS = list(gitrepos.BUILDERS)
 

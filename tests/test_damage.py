@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-import gitrepos
 from snapcheck.options import VerifyOptions
 from snapcheck.report import Level, Report
 from snapcheck.verifier import verify, verify_file
+
+import gitrepos
 
 Damage = Callable[[Path], None]
 

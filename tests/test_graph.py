@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import GIT_ENV, git, git_rc
 from test_objectstore import git_fsck_fails, load_loose, load_packs, open_store, roots_of
 
 from snapcheck.checks import graph
 from snapcheck.checks.graph import check_connectivity
 from snapcheck.checks.objectstore import LinkCollector, ObjectStore, verify_loose_objects, verify_pack_objects
 from snapcheck.report import Severity
+
+from gitrepos import GIT_ENV, git, git_rc
 
 CONFIGS = ["gc_bitmaps", "geometric_midx", "loose", "sha256", "cruft", "many_refs"]
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import GIT_ENV, git_rc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.idx import PackIndex, check_idx_against_pack, parse_idx
 from snapcheck.report import Severity, code_info
+
+from gitrepos import GIT_ENV, git_rc
 
 Mirrors = Callable[[str], Path]
 PACK_CONFIGS = ["gc_bitmaps", "geometric_midx", "sha256", "cruft"]

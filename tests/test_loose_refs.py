@@ -6,7 +6,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import gitrepos
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,8 @@ from hypothesis import strategies as st
 from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.loose_refs import LooseRef, parse_head, parse_loose_ref
 from snapcheck.report import Finding, Severity
+
+import gitrepos
 
 CONFIGS = list(gitrepos.BUILDERS)
 ENV = {**gitrepos.GIT_ENV, "GIT_CEILING_DIRECTORIES": "/"}

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gitrepos import git, git_rc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from snapcheck.gitformats.common import SHA1
 from snapcheck.gitformats.packed_refs import parse_packed_refs
 from snapcheck.manifest import MANIFEST_PATH, MAX_FINDINGS_PER_CODE, Manifest, compare_manifest
 from snapcheck.report import Severity, code_info
+
+from gitrepos import git, git_rc
 
 CREATED = "2024-05-01T12:00:00Z"
 CODES = [

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import git_rc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,8 @@ from snapcheck.gitformats import midx as mx
 from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.idx import PackIndex, parse_idx
 from snapcheck.report import Severity
+
+from gitrepos import git_rc
 
 Mirrors = Callable[[str], Path]
 MIDX = "objects/pack/multi-pack-index"

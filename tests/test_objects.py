@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import GIT_ENV, git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,8 @@ from snapcheck.gitformats.objects import (
     tree_entries,
 )
 from snapcheck.report import Severity
+
+from gitrepos import GIT_ENV, git
 
 NULL = "0" * 40
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import GIT_ENV, git, git_rc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,8 @@ from snapcheck.gitformats.idx import parse_idx
 from snapcheck.gitformats.loose_object import check_loose_object, loose_object_type
 from snapcheck.gitformats.objects import OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE, object_header
 from snapcheck.report import Severity
+
+from gitrepos import GIT_ENV, git, git_rc
 
 CONFIGS = ["gc_bitmaps", "geometric_midx", "loose", "sha256", "cruft", "many_refs"]
 TYPES = {"commit": OBJ_COMMIT, "tree": OBJ_TREE, "blob": OBJ_BLOB, "tag": OBJ_TAG}

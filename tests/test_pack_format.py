@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import git_rc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,8 @@ from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.idx import check_idx_against_pack, parse_idx
 from snapcheck.gitformats.pack import PackStreamChecker, PackSummary, parse_pack_name
 from snapcheck.report import Finding, Severity
+
+from gitrepos import git_rc
 
 Mirrors = Callable[[str], Path]
 PACK_CONFIGS = ["gc_bitmaps", "geometric_midx", "sha256", "cruft"]

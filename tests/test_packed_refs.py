@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-import gitrepos
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +20,8 @@ from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.packed_refs import GIT_HEADER, PackedRefs, parse_packed_refs, serialize_packed_refs
 from snapcheck.gitformats.refname import check_refname
 from snapcheck.report import Finding, Severity
+
+import gitrepos
 
 CONFIGS = list(gitrepos.BUILDERS)
 

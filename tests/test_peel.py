@@ -8,10 +8,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import gitrepos
 from snapcheck.options import VerifyOptions
 from snapcheck.report import Level
 from snapcheck.verifier import verify
+
+import gitrepos
 
 
 def _lines(repo: Path) -> list[bytes]:

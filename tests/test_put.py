@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gitrepos
 import pytest
+
+import gitrepos
 from s3server import S3Bucket
 
 pytestmark = pytest.mark.s3

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
-import gitrepos
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapcheck.gitformats.refname import check_refname, is_root_ref, is_safe_refname
+
+import gitrepos
 
 
 def git_accepts(name: bytes, onelevel: bool = False) -> bool:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gitrepos import git_rc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,8 @@ from snapcheck.gitformats.mtimes import parse_mtimes
 from snapcheck.gitformats.pack import parse_pack_name
 from snapcheck.gitformats.rev import parse_rev
 from snapcheck.report import Finding, Severity
+
+from gitrepos import git_rc
 
 Mirrors = Callable[[str], Path]
 

@@ -14,6 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snapcheck.errors import SourceError
+from snapcheck.options import Limits
+from snapcheck.report import Finding, code_info
+from snapcheck.sources.base import EntryKind
+from snapcheck.sources.tar import TarStream
+
 from archives import (
     END,
     ChunkedReader,
@@ -31,14 +40,6 @@ from archives import (
     tarfile_archive,
     zstd,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from snapcheck.errors import SourceError
-from snapcheck.options import Limits
-from snapcheck.report import Finding, code_info
-from snapcheck.sources.base import EntryKind
-from snapcheck.sources.tar import TarStream
 
 FILE, DIR, SYMLINK, HARDLINK = EntryKind.FILE, EntryKind.DIR, EntryKind.SYMLINK, EntryKind.HARDLINK
 

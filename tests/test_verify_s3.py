@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from s3server import CuttingProxy, S3Bucket
 
 pytestmark = pytest.mark.s3

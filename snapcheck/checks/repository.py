@@ -22,6 +22,7 @@ Rules, in the order they run (each cites its source of truth):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..gitformats import bitmap as bitmap_fmt
 from ..gitformats import commit_graph as cg_fmt
@@ -99,6 +100,25 @@ register(
 
 
 @dataclass
+class VerifiedBitmap:
+    """A reachability bitmap whose own checksum, header target and target (pack trailer and idx, or the
+    MIDX and every pack it names) all verified: the file git wrote for these objects.  ``order[b]`` is
+    the object at bit *b*: an idx position of ``pack``, or a MIDX position (``midx``)."""
+
+    path: str
+    info: bitmap_fmt.BitmapInfo
+    buf: Any
+    order: Any
+    pack: str | None = None
+    midx: midx_fmt.MultiPackIndex | None = None
+
+
+def _clean(findings: list[Finding]) -> bool:
+    """No finding at all: a structure used as evidence must have passed every check."""
+    return not findings
+
+
+@dataclass
 class RepoModel:
     algo: HashAlgo = SHA1
     config: GitConfig | None = None
@@ -114,6 +134,12 @@ class RepoModel:
     loose_oids: set[bytes] = field(default_factory=set)
     commit_graph_present: bool = False
     not_checked: list[str] = field(default_factory=list)
+    # Verified structures the object phase may lean on (standard+ only; see checks/graph.py): a pack's
+    # .rev table when it checked clean, bitmaps whose checksum, target and pack all verified, and the
+    # commit-graph layers (base first) when every layer and the chain verified.
+    pack_orders: dict[str, Any] = field(default_factory=dict)  # pack hex name -> idx positions in pack order
+    bitmaps: list[VerifiedBitmap] = field(default_factory=list)
+    commit_graph: list[cg_fmt.CommitGraph] = field(default_factory=list)
 
     object_files: int = 0  # .pack files and loose objects present, whether or not they could be parsed
 
