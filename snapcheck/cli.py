@@ -302,5 +302,14 @@ def demo(directory: str) -> None:
     run_guarded(body)
 
 
+def _register_audit() -> None:
+    # the audit command module builds on the helpers above, so it is attached after them
+    from .commands.audit import audit_command
+
+    main.add_command(audit_command, "audit")
+
+
+_register_audit()
+
 if __name__ == "__main__":
     main()

@@ -32,6 +32,9 @@ PRODUCERS = [
     "snapcheck.extract",
     "snapcheck.manifest",
     "snapcheck.publish",
+    "snapcheck.gitformats.bundle",
+    "snapcheck.layouts.cachew",
+    "snapcheck.audit",
 ]
 
 

@@ -82,7 +82,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def make_client(
-    endpoint: str, *, max_attempts: int = 3, connect_timeout: float = 5.0, read_timeout: float = 30.0
+    endpoint: str, *, max_attempts: int = 3, connect_timeout: float = 5.0, read_timeout: float = 10.0
 ) -> Any:
     return boto3.client(
         "s3",
