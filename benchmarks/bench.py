@@ -7,7 +7,13 @@ Without --repo it builds the deterministic benchmark mirror with ``../shared/ben
 (about 180k objects) into --work (cached between runs).  Every row runs its snapcheck command and its
 reference command alternately, N times each, as whole processes (start-up included, as for git), and
 reports the medians, the ratio snapcheck/reference (time rows) or reference-time/snapcheck-time
-(throughput rows: the same bytes in less time is > 1), and each command's peak RSS (``wait4``).
+(throughput rows: the same bytes in less time is > 1), and each command's peak RSS (``wait4``: the
+largest process of the tree, forked workers included).
+
+The package is byte-compiled first (``compileall``), as an installed package is: an environment with
+``PYTHONDONTWRITEBYTECODE`` would otherwise recompile every changed module on every run and time the
+compiler.  The load average before and after is recorded: the ratios are only comparable within one
+run, on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -63,6 +69,12 @@ class Row:
         if self.kind == "throughput":
             return self.ref.median / self.snap.median
         return self.snap.median / self.ref.median
+
+    @property
+    def met(self) -> bool:
+        """Whether the ratio meets the target (``≤ x×`` for time rows, ``≥ x×`` for throughput rows)."""
+        bound = float(self.target.split()[1].rstrip("×,"))
+        return self.ratio >= bound if self.target.startswith("≥") else self.ratio <= bound
 
 
 def run_once(cmd: list[str], *, shell: bool = False) -> tuple[float, int, int]:
@@ -187,14 +199,29 @@ def measure(rows: list[Row], runs: int) -> None:
 
 def table(rows: list[Row], paths: dict[str, Path]) -> str:
     lines = [
-        "| row | snapcheck median | reference | reference median | ratio | target | snapcheck peak RSS | snapcheck exit codes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| row | snapcheck median | reference | reference median | ratio | target | met | snapcheck peak RSS "
+        "| reference peak RSS | snapcheck exit codes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r.ratio:.2f}×" + (" throughput" if r.kind == "throughput" else "")
         lines.append(f"| {r.name} | {r.snap.median:.2f} s | `{r.ref_label}` | {r.ref.median:.2f} s | {ratio} | {r.target} | "
-                     f"{r.snap.peak_mib:.0f} MiB | {sorted(set(r.snap.rcs))} |")
+                     f"{'yes' if r.met else 'no'} | {r.snap.peak_mib:.0f} MiB | {r.ref.peak_mib:.0f} MiB | "
+                     f"{sorted(set(r.snap.rcs))} |")
     return "\n".join(lines)
+
+
+def compile_package() -> None:
+    """Byte-compile snapcheck so that every run imports it as an installed package would."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PROJECT / "snapcheck")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def machine() -> str:
@@ -234,11 +261,32 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     paths = prepare(a.work, a.repo, a.big_archive_mb)
     rows = make_rows(paths, set(a.rows.split(",")) if a.rows else None)
+    compile_package()
+    load_before = load()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     measure(rows, a.runs)
+    load_after = load()
     result = table(rows, paths)
     print(result)
+    print(f"load average before {load_before}, after {load_after}", file=sys.stderr)
     if a.markdown:
-        text = (f"Machine: {machine()}\n\nRepository: {describe(paths)}\n\nMedians of {a.runs} alternating runs, "
+        text = (f"Machine: {machine()}\n\nRun: {started}, load average (1/5/15 min) before {load_before}, "
+                f"after {load_after}\n\nRepository: {describe(paths)}\n\nMedians of {a.runs} alternating runs, "
                 f"whole processes (start-up included).\n\n{result}\n")
-        a.markdown.write_text(text)
+        write_markdown(a.markdown, text)
     return 0
+
+
+START, END = "<!-- benchmark table: start -->", "<!-- benchmark table: end -->"
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write *text* to *path*, or between the START/END markers when the file has them (the rest of a
+    hand-written document is kept)."""
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        _, tail = rest.split(END, 1)
+        path.write_text(f"{head}{START}\n{text}{END}{tail}")
+    else:
+        path.write_text(text)

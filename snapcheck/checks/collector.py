@@ -84,10 +84,51 @@ TEXT_FILES = {
 HELD_BINARIES = {"objects/pack/multi-pack-index", "objects/info/commit-graph"}
 
 
+class PendingHash:
+    """A pack of a directory source being hashed by a background thread (one ``hashlib`` call over the
+    mapped file, which releases the GIL throughout) while the other checks run; :meth:`result` joins it."""
+
+    def __init__(self, checker: PackStreamChecker, buf: Any, size: int) -> None:
+        self._checker = checker
+        self._error: BaseException | None = None
+
+        def work() -> None:
+            mv = memoryview(buf)
+            advise = getattr(buf, "madvise", None)
+            try:
+                for off in range(0, size, _HASH_SLICE):
+                    checker.feed(mv[off:off + _HASH_SLICE])
+                    if advise is not None and hasattr(mmap, "MADV_DONTNEED"):
+                        advise(mmap.MADV_DONTNEED)  # keep the resident set small: pages stay cached
+            except BaseException as e:  # handed to result()
+                self._error = e
+            finally:
+                mv.release()
+
+        import threading
+
+        self._thread = threading.Thread(target=work, name="snapcheck-pack-hash", daemon=True)
+        self._thread.start()
+
+    def result(self) -> tuple[PackSummary, list[Finding]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._checker.finish()
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+# packs of a directory source at least this large are hashed in the background (see PendingHash)
+BACKGROUND_HASH_MIN = 32 << 20
+_HASH_SLICE = 64 << 20  # bytes hashed per call (one GIL release each) before the pages are let go
+
+
 @dataclass
 class PackRecord:
     hexname: str
-    summary: PackSummary | None = None
+    summary: PackSummary | None = None  # provisional (hash not yet known) while ``pending`` is set
     pack: Held | None = None  # kept only when the level needs object data
     idx: Held | None = None
     rev: Held | None = None
@@ -95,8 +136,12 @@ class PackRecord:
     bitmap: Held | None = None
     keep: bool = False
     promisor: bool = False
+    pending: PendingHash | None = None  # the whole-file hash, still running: Collected.finish_hashing()
 
     def close(self) -> None:
+        if self.pending is not None:
+            self.pending.join()
+            self.pending = None
         for h in (self.pack, self.idx, self.rev, self.mtimes, self.bitmap):
             if h is not None:
                 h.close()
@@ -131,6 +176,17 @@ class Collected:
     dirs: set[str] = field(default_factory=set)
     bytes_read: int = 0
     bytes_hashed: int = 0
+
+    def finish_hashing(self) -> list[Finding]:
+        """Wait for the packs hashed in the background; their final summaries replace the provisional
+        ones and their findings (``packChecksumMismatch``, …) are returned."""
+        out: list[Finding] = []
+        for rec in self.packs.values():
+            if rec.pending is not None:
+                pending, rec.pending = rec.pending, None
+                rec.summary, fs = pending.result()
+                out.extend(fs)
+        return out
 
     def close(self) -> None:
         for p in self.packs.values():
@@ -376,6 +432,21 @@ class Collector:
             held = map_file(entry.local_path)
             buf = held.buf
             size = held.size
+            if hash_content and keep and size >= BACKGROUND_HASH_MIN:
+                # hashed by a thread while the other checks run; the summary here is provisional
+                rec.pending = PendingHash(checker, buf, size)
+                self.collected.bytes_hashed += size
+                self.collected.bytes_read += size
+                rec.pack = held
+                provisional = PackStreamChecker(entry.path, algo, hash_content=False)
+                rawsz = algo.rawsz if algo else 20
+                head = min(12, size)
+                provisional.feed(buf[:head])
+                tail_start = max(head, size - rawsz)
+                provisional.skip(tail_start - head)
+                provisional.feed(buf[tail_start:size])
+                rec.summary, _ = provisional.finish()
+                return
             if hash_content:
                 mv = memoryview(buf)
                 for off in range(0, size, 8 * CHUNK):

@@ -24,14 +24,42 @@ Two strategies give the same verdict:
   objects, e.g. in a cruft pack): depth-first from the roots through the object store, reporting
   only what is reachable, in git's words: "missing <type> <oid>", "broken link from <type> <oid>
   to <type> <oid>", wrong types, unparseable objects.
+
+At ``standard`` (never at ``full``) a **verified reachability bitmap** stands for the closure of the
+objects it covers, as ``git rev-list --use-bitmap-index`` lets it (:class:`BitmapCoverage`); the walk
+then starts from every root but stops at any object whose bit is set in the union of the bitmap's
+commit bitmaps, and walks only the rest (refs without bitmaps, loose objects, other packs).  What it
+trusts, and why that is sound against accidental damage:
+
+* the bitmap's own trailer hash verified, its header names the pack (or MIDX) it sits beside, and
+  that pack's trailer hash and its idx's checksum verified (for a MIDX: the MIDX checksum, every
+  object at its offset in its pack's idx, every pack verified whole) — so the bitmap, the pack and
+  the idx are byte for byte what git wrote together (:class:`~snapcheck.checks.repository.VerifiedBitmap`);
+* git writes a bitmap only for a pack that holds the full closure of the commits it selects, and each
+  commit bitmap is git's own computation of that closure; the union of closed sets is closed, so any
+  object in the union has every object it reaches in the same pack, present;
+* bit positions are checked against the object count when the file is parsed, and the bit order
+  (offset order of the pack, or the MIDX pseudo-pack order) is checked here before use.
+
+It does not prove that the covered commits and trees parse (the pack bytes are git's, checked by
+the trailer hash); a bitmap forged together with its checksums is not caught at ``standard`` —
+``full`` reads every object and never uses bitmaps.  Commits outside the bitmap take their tree
+and parents from a verified commit-graph when one lists them (:class:`CommitGraphLinks`), with the
+commit object's existence and type still read from the pack.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
+from operator import lt
+from typing import Any
 
 from ..gitformats.common import HashAlgo
 from ..gitformats.loose_object import check_loose_object, loose_object_type
@@ -47,7 +75,7 @@ from ..gitformats.objects import (
 )
 from ..report import Finding, Severity, finding, register
 from . import repository as _repository  # noqa: F401  (registers refTargetMissing, shared with the quick level)
-from .objectstore import LinkCollector, ObjectError, ObjectStore, scan_pack_links
+from .objectstore import LinkCollector, ObjectError, ObjectStore, find_many, order_by_offset, scan_pack_links
 
 register(
     "graph",
@@ -78,6 +106,7 @@ class GraphStats:
     roots: int = 0
     strategy: str = "scan"
     not_found: dict[str, int] = field(default_factory=dict)
+    covered: int = 0  # objects where the walk stopped because a verified bitmap covers their closure
 
 
 def _default_path(name: str) -> str:
@@ -138,11 +167,247 @@ def _unmatched(store: ObjectStore, links: LinkCollector) -> dict[int, set[bytes]
     return {t: s for t, s in rem.items() if s}
 
 
+# --------------------------------------------------------------------------------------------------
+# verified bitmaps and commit-graphs as evidence (standard only)
+# --------------------------------------------------------------------------------------------------
+_LITTLE = sys.byteorder == "little"
+_EWAH_HEAD = struct.Struct(">II")
+
+
+def _ewah_int(mv: memoryview, off: int) -> int:
+    """The EWAH bitmap at *off* as an int (bit *i* = object *i*).  Only for files whose structure and
+    checksum verified (:func:`snapcheck.gitformats.bitmap.parse_bitmap`): the run-length chain is
+    walked without the parser's diagnostics, literal words are sliced from one byte-swapped copy."""
+    _bits, nwords = _EWAH_HEAD.unpack_from(mv, off)
+    words = array("Q")
+    words.frombytes(mv[off + 8: off + 8 + 8 * nwords])
+    if _LITTLE:
+        words.byteswap()
+        raw = words.tobytes()
+    else:  # pragma: no cover - big-endian hosts
+        le = array("Q", words)
+        le.byteswap()
+        raw = le.tobytes()
+    parts: list[bytes] = []
+    append = parts.append
+    i = 0
+    while i < nwords:
+        rlw = words[i]
+        run = (rlw >> 1) & 0xFFFFFFFF
+        lit = rlw >> 33
+        if run:
+            append((b"\xff" if rlw & 1 else b"\0") * (8 * run))
+        if lit:
+            append(raw[8 * (i + 1): 8 * (i + 1 + lit)])
+        i += 1 + lit
+    return int.from_bytes(b"".join(parts), "little")
+
+
+def _bits_bytes(bits: int, count: int) -> bytes:
+    """*bits* limited to *count* bits, as little-endian bytes (bit *i* is ``b[i >> 3] >> (i & 7) & 1``)."""
+    return (bits & ((1 << count) - 1)).to_bytes((count + 7) >> 3, "little")
+
+
+def _bit(b: bytes, i: int) -> int:
+    return (b[i >> 3] >> (i & 7)) & 1
+
+
+class _CoverPart:
+    """One verified bitmap: the union of its commit bitmaps, its type bitmaps, and the way from an
+    object id to its bit: *index* (the pack index or MIDX listing the objects) and *bit_of* (its
+    position -> bit position)."""
+
+    __slots__ = ("bit_of", "index", "tag", "types", "union")
+
+    def __init__(self, union: bytes, types: tuple[bytes, ...], index: Any, bit_of: Callable[[int], int],
+                 tag: object) -> None:
+        self.union = union
+        self.types = types
+        self.index = index
+        self.bit_of = bit_of
+        self.tag = tag
+
+    def type_at(self, i: int) -> int:
+        """Type of the object at index position *i* when the union covers it, else 0."""
+        b = self.bit_of(i)
+        if not _bit(self.union, b):
+            return 0
+        for t, tb in enumerate(self.types, start=OBJ_COMMIT):
+            if _bit(tb, b):
+                return t
+        return 0
+
+
+class BitmapCoverage:
+    """``type_of(oid)``: the type of *oid* when a verified bitmap covers it (its closure is present),
+    else 0.  Built from :class:`~snapcheck.checks.repository.VerifiedBitmap` records."""
+
+    def __init__(self) -> None:
+        self._parts: list[_CoverPart] = []
+        self._memo: dict[bytes, int] = {}
+        self.skipped: list[str] = []  # bitmaps not used, with the reason
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def _decode(self, info: Any, buf: Any, count: int) -> tuple[bytes, tuple[bytes, ...]]:
+        mv = memoryview(buf).cast("B")
+        ring: list[int] = [0] * 160
+        union = 0
+        xors = info.entry_xor
+        for k, eoff in enumerate(info.entry_offsets):
+            bits = _ewah_int(mv, eoff + 6)
+            x = xors[k]
+            if x:
+                bits ^= ring[(k - x) % 160]
+            ring[k % 160] = bits
+            union |= bits
+        types = tuple(_bits_bytes(_ewah_int(mv, off), count) for off in info.type_offsets)
+        return _bits_bytes(union, count), types
+
+    def add_pack(self, path: str, info: Any, buf: Any, order: Sequence[int] | None, idx: Any, *,
+                 checked: bool = False, tag: object = None) -> bool:
+        """A pack bitmap: bit *b* is the *b*-th object in pack (offset) order.  *order*: a ``.rev``
+        table (*checked*: one that verified), else the offsets are sorted here."""
+        n = idx.count
+        offs = idx.offsets()
+        # a given table is used only if it orders the offsets (or was proven to)
+        by_offset = order_by_offset(offs, order, checked=checked)
+        key = offs.__getitem__
+
+        def bit_of(i: int) -> int:
+            return bisect_left(by_offset, offs[i], key=key)
+
+        return self._add(path, info, buf, n, idx, bit_of, tag)
+
+    def add_midx(self, path: str, info: Any, buf: Any, order: Sequence[int], midx: Any, *,
+                 tag: object = None) -> bool:
+        """A MIDX bitmap: bit *b* is object ``order[b]`` of the MIDX, in pseudo-pack order (the
+        preferred pack's objects first, then each pack by id; each pack by offset)."""
+        n = midx.count
+        if len(order) != n:
+            self.skipped.append(f"{path}: its reverse index does not list {n} objects")
+            return False
+        pids = midx.pack_ids()
+        offs = midx.offsets()
+        try:
+            p_in_order = array("I", map(pids.__getitem__, order))
+            o_in_order = array("Q", map(offs.__getitem__, order))
+        except (IndexError, OverflowError):
+            self.skipped.append(f"{path}: its reverse index names positions beyond the MIDX")
+            return False
+        segments: dict[int, tuple[int, int]] = {}
+        if n:
+            preferred = p_in_order[0]
+            a = 0
+            for pid in [preferred, *sorted(set(pids) - {preferred})]:
+                k = p_in_order.count(pid)
+                b = a + k
+                seg = o_in_order[a:b]
+                if p_in_order[a:b] != array("I", [pid]) * k or not all(map(lt, seg, islice(seg, 1, None))):
+                    self.skipped.append(f"{path}: the MIDX reverse index is not in pseudo-pack order")
+                    return False
+                segments[pid] = (a, b)
+                a = b
+            if a != n:
+                self.skipped.append(f"{path}: the MIDX reverse index is not a permutation")
+                return False
+
+        def bit_of(i: int) -> int:
+            a, b = segments[pids[i]]
+            return bisect_left(o_in_order, offs[i], a, b)
+
+        return self._add(path, info, buf, n, midx, bit_of, tag)
+
+    def keep(self, usable: Callable[[object], bool]) -> None:
+        """Drop the bitmaps whose tag is not *usable* (e.g. a pack under it failed its hash)."""
+        kept = [p for p in self._parts if usable(p.tag)]
+        if len(kept) != len(self._parts):
+            self._parts = kept
+            self._memo.clear()
+
+    def _add(self, path: str, info: Any, buf: Any, n: int, index: Any, bit_of: Callable[[int], int],
+             tag: object) -> bool:
+        try:
+            union, types = self._decode(info, buf, n)
+        except (ValueError, IndexError, struct.error, OverflowError) as e:  # verified files never get here
+            self.skipped.append(f"{path}: cannot be decoded ({e})")
+            return False
+        if len(types) != 4:
+            self.skipped.append(f"{path}: no type bitmaps")
+            return False
+        self._parts.append(_CoverPart(union, types, index, bit_of, tag))
+        return True
+
+    def prime(self, oids: Iterable[bytes]) -> None:
+        """Look many ids up at once (the roots): :func:`~snapcheck.checks.objectstore.find_many`."""
+        todo = {o for o in oids if o not in self._memo}
+        for part in self._parts:
+            if not todo:
+                break
+            for o, i in find_many(part.index, todo).items():
+                t = part.type_at(i)
+                if t:
+                    self._memo[o] = t
+                    todo.discard(o)
+        for o in todo:
+            self._memo[o] = 0
+
+    def type_of(self, oid: bytes) -> int:
+        t = self._memo.get(oid)
+        if t is not None:
+            return t
+        t = 0
+        for part in self._parts:
+            i = part.index.find(oid)
+            if i is not None:
+                t = part.type_at(i)
+                if t:
+                    break
+        if len(self._memo) < 1 << 20:
+            self._memo[oid] = t
+        return t
+
+
+class CommitGraphLinks:
+    """``links(oid)``: a commit's (tree, parents) from verified commit-graph layers (base first), or
+    None when no layer lists it."""
+
+    def __init__(self, layers: Sequence[Any]) -> None:
+        self.layers = list(layers)
+        self.starts: list[int] = []
+        total = 0
+        for g in self.layers:
+            self.starts.append(total)
+            total += g.count
+        self.total = total
+
+    def _name(self, pos: int) -> bytes:
+        k = len(self.starts) - 1
+        while k > 0 and self.starts[k] > pos:
+            k -= 1
+        return bytes(self.layers[k].name(pos - self.starts[k]))
+
+    def links(self, oid: bytes) -> tuple[bytes, list[bytes]] | None:
+        for g in self.layers:
+            i = g.find(oid)
+            if i is not None:
+                try:
+                    tree, parents, _gen, _time = g.commit(i)
+                    return bytes(tree), [self._name(p) for p in parents]
+                except (IndexError, struct.error):  # verified graphs never get here
+                    return None
+        return None
+
+
 class _Walk:
     def __init__(self, store: ObjectStore, algo: HashAlgo, suspects: dict[int, set[bytes]],
-                 already: set[bytes]) -> None:
+                 already: set[bytes], cover: BitmapCoverage | None = None,
+                 graph: CommitGraphLinks | None = None) -> None:
         self.store = store
         self.algo = algo
+        self.cover = cover if cover else None
+        self.graph = graph
         self.findings: list[Finding] = []
         self.stats = GraphStats(strategy="walk")
         self.seen: dict[bytes, int] = {}  # commits, trees, tags (and blobs named by tags) visited: their type
@@ -185,6 +450,8 @@ class _Walk:
     def run(self, starts: list[tuple[bytes, int]]) -> None:
         store, algo, seen = self.store, self.algo, self.seen
         st = self.stats
+        covered = self.cover.type_of if self.cover is not None else None
+        graph = self.graph
         # (oid, expected type or 0 for any, referrer type, referrer id)
         stack: list[tuple[bytes, int, int, bytes | None]] = [(oid, 0, 0, None) for oid, _t in reversed(starts)]
         while stack:
@@ -194,6 +461,14 @@ class _Walk:
                 if want and known and known != want and ref is not None:
                     self.wrong_type(oid, want, known, rtype, ref)
                 continue
+            if covered is not None:
+                ct = covered(oid)
+                if ct:  # a verified bitmap covers it: present, and so is everything it reaches
+                    seen[oid] = ct
+                    st.covered += 1
+                    if want and ct != want and ref is not None:
+                        self.wrong_type(oid, want, ct, rtype, ref)
+                    continue
             try:
                 t = store.type_of(oid)
             except ObjectError as e:
@@ -215,6 +490,14 @@ class _Walk:
                     self.blobs.add(oid)
                     st.blobs += 1
                 continue
+            if t == OBJ_COMMIT and graph is not None:
+                gl = graph.links(oid)
+                if gl is not None:  # a verified commit-graph gives its tree and parents
+                    st.commits += 1
+                    for p in reversed(gl[1]):
+                        stack.append((p, OBJ_COMMIT, OBJ_COMMIT, oid))
+                    stack.append((gl[0], OBJ_TREE, OBJ_COMMIT, oid))
+                    continue
             try:
                 typ, data = store.read(oid)
             except ObjectError as e:
@@ -285,13 +568,18 @@ class _Walk:
 def check_connectivity(store: ObjectStore, roots: list[tuple[str, bytes]], algo: HashAlgo, *,
                        path_for_root: Callable[[str], str] | None = None,
                        links: LinkCollector | None = None,
-                       strategy: str = "auto") -> tuple[GraphStats, list[Finding]]:
+                       strategy: str = "auto",
+                       cover: BitmapCoverage | None = None,
+                       graph: CommitGraphLinks | None = None) -> tuple[GraphStats, list[Finding]]:
     """Check that everything reachable from *roots* (``(ref name, oid)``) exists and parses.
 
     *links*: a collector already fed by whole-pack passes (``verify_pack_objects(…, links=)``,
     ``verify_loose_objects(…, links=)``); packs and loose objects it has not seen are scanned here.
     It is consumed.  *strategy*: ``auto`` (scan, and walk only if the scan saw anything amiss),
     ``scan`` (never walk: anything amiss anywhere is reported as unproven) or ``walk`` (always walk).
+    *cover*: verified bitmaps (``standard`` only, see the module docstring); with ``auto`` the scan
+    is skipped and the walk stops at covered objects.  *graph*: verified commit-graph layers the
+    walk takes commit links from.
     """
     if strategy not in ("auto", "scan", "walk"):
         raise ValueError(f"unknown strategy {strategy!r}")
@@ -300,12 +588,18 @@ def check_connectivity(store: ObjectStore, roots: list[tuple[str, bytes]], algo:
     starts: list[tuple[bytes, int]] = []
     if links is None:
         links = LinkCollector(algo)
+    if cover is not None and not cover:
+        cover = None
+    if cover is not None and strategy == "auto":
+        strategy = "walk"
     if strategy != "walk":
         _collect(store, links)
     seen_roots: set[bytes] = set()
+    if cover is not None:
+        cover.prime(oid for _name, oid in roots)
     for name, oid in roots:
         try:
-            t = store.type_of(oid)
+            t = (cover.type_of(oid) if cover is not None else 0) or store.type_of(oid)
         except ObjectError as e:
             findings.append(e.finding())
             continue
@@ -339,7 +633,9 @@ def check_connectivity(store: ObjectStore, roots: list[tuple[str, bytes]], algo:
             return st, findings
     else:
         leftovers = {}
-    walk = _Walk(store, algo, leftovers, links.reported)
+    walk = _Walk(store, algo, leftovers, links.reported, cover=cover, graph=graph)
+    if cover is not None:
+        walk.stats.strategy = "bitmap"
     walk.run(starts)
     walk.stats.roots = len(starts)
     findings.extend(walk.findings)
@@ -361,4 +657,4 @@ def _unproven(leftovers: dict[int, set[bytes]], links: LinkCollector) -> list[Fi
     return out
 
 
-__all__ = ["GraphStats", "check_connectivity"]
+__all__ = ["BitmapCoverage", "CommitGraphLinks", "GraphStats", "check_connectivity"]

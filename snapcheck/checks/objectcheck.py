@@ -1,24 +1,28 @@
 """The object phase: ref targets, connectivity (``standard``), every object's content (``full``).
 
 ``quick`` reads no object: every ref target (and recorded peel) must be listed in a pack index or be
-a loose object.  ``standard`` walks from every ref like ``git fsck --connectivity-only``.  ``full``
-first verifies every packed object (inflate, hash, CRC32, format checks) like ``git fsck --full``.
+a loose object.  ``standard`` walks from every ref like ``git fsck --connectivity-only``; verified
+reachability bitmaps stand for the closure of what they cover and verified commit-graphs give
+commit links (:mod:`snapcheck.checks.graph` says what that trusts).  ``full`` first verifies every
+packed object (inflate, hash, CRC32, format checks) like ``git fsck --full`` and never uses bitmaps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..gitformats.objects import tag_target
 from ..options import VerifyOptions
 from ..report import Finding, Level, finding
 from .collector import Collected
-from .graph import GraphStats, check_connectivity
+from .graph import BitmapCoverage, CommitGraphLinks, GraphStats, check_connectivity
 from .objectstore import (
     LinkCollector,
     ObjectError,
     ObjectStore,
     PackSource,
+    find_many,
     verify_loose_objects,
     verify_pack_objects,
 )
@@ -40,10 +44,21 @@ def _roots(model: RepoModel) -> list[tuple[str, bytes]]:
     return roots
 
 
-def _exists_quick(model: RepoModel, oid: bytes) -> bool:
-    if oid in model.loose_oids:
-        return True
-    return any(idx.find(oid) is not None for idx in model.indexes.values())
+class _Types:
+    """Object types for the ref checks: from a verified bitmap when it covers the object, else from the
+    pack entry header or the loose header (nothing inflated)."""
+
+    def __init__(self, store: ObjectStore, cover: BitmapCoverage | None) -> None:
+        self.store = store
+        self.cover = cover if cover else None
+
+    def __call__(self, oid: bytes) -> int | None:
+        """The type of *oid*; None when absent; raises ObjectError when unreadable."""
+        if self.cover is not None:
+            t = self.cover.type_of(oid)
+            if t:
+                return t
+        return self.store.type_of(oid)
 
 
 def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
@@ -60,16 +75,16 @@ def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
     return t, oid
 
 
-def _check_peels(store: ObjectStore, model: RepoModel) -> list[Finding]:
+def _check_peels(store: ObjectStore, model: RepoModel, type_of: _Types) -> list[Finding]:
     out: list[Finding] = []
     for name, oid in sorted(model.refs.items()):
         recorded = model.peeled.get(name)
         if recorded is None and name not in model.fully_peeled:
             continue
-        if not store.contains(oid):
-            continue  # reported by the walk
         try:
-            t, _ = store.read(oid)
+            t = type_of(oid)
+            if t is None:
+                continue  # reported by the walk
             if t != 4:
                 if recorded is not None:
                     out.append(finding("peeledMismatch", "packed-refs",
@@ -93,8 +108,12 @@ def _check_peels(store: ObjectStore, model: RepoModel) -> list[Finding]:
 def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions) -> ObjectPhase:
     findings: list[Finding] = []
     if not options.level.at_least(Level.STANDARD):
-        for name, oid in _roots(model):
-            if not _exists_quick(model, oid):
+        roots = _roots(model)
+        listed = set(model.loose_oids)
+        for idx in model.indexes.values():
+            listed.update(find_many(idx, (oid for _n, oid in roots if oid not in listed)))
+        for name, oid in roots:
+            if oid not in listed:
                 findings.append(finding("refTargetMissing", name.removesuffix("^{}"),
                                         f"{name}: points to {oid.hex()}, which is in no pack index and no loose object "
                                         f"(git fsck: error: {name}: invalid sha1 pointer {oid.hex()})"))
@@ -105,20 +124,55 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
         rec = collected.packs[hexname]
         if rec.pack is None:
             continue
-        packs.append(PackSource(f"objects/pack/pack-{hexname}.pack", rec.pack.buf, idx))
+        order = model.pack_orders.get(hexname)  # only .rev tables that verified
+        packs.append(PackSource(f"objects/pack/pack-{hexname}.pack", rec.pack.buf, idx,
+                                order=order, order_checked=order is not None))
     loose = {bytes.fromhex(h): (r.path, (lambda r=r: bytes(r.held.buf))) for h, r in collected.loose.items()
              if bytes.fromhex(h) in model.loose_oids}
     store = ObjectStore(model.algo, packs, loose)
     try:
-        return _standard_and_full(store, packs, model, options, findings)
+        return _standard_and_full(store, packs, model, options, findings, collected)
     finally:
         store.close()
+        # packs hashed in the background: their findings (a bad trailer) belong to the report whatever
+        # happened above (normally collected already, below)
+        findings.extend(collected.finish_hashing())
+
+
+def _coverage(model: RepoModel) -> BitmapCoverage:
+    """The verified bitmaps of the repository as walk stops (``standard`` only).  Each part is tagged
+    with its :class:`~snapcheck.checks.repository.VerifiedBitmap` (see :func:`_whole`)."""
+    cover = BitmapCoverage()
+    for vb in model.bitmaps:
+        if vb.pack is not None:
+            idx = model.indexes.get(vb.pack)
+            if idx is not None:
+                cover.add_pack(vb.path, vb.info, vb.buf, vb.order, idx, checked=vb.order is not None, tag=vb)
+        elif vb.midx is not None:
+            cover.add_midx(vb.path, vb.info, vb.buf, vb.order, vb.midx, tag=vb)
+    return cover
+
+
+def _whole(collected: Collected) -> Callable[[object], bool]:
+    """Is a bitmap's every pack's whole-file hash verified?  (Asked after ``finish_hashing``.)"""
+
+    def usable(vb: object) -> bool:
+        packs = getattr(vb, "packs", ())
+        for h in packs:
+            rec = collected.packs.get(h)
+            if rec is None or rec.summary is None or not rec.summary.hash_verified:
+                return False
+        return bool(packs)
+
+    return usable
 
 
 def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoModel, options: VerifyOptions,
-                       findings: list[Finding]) -> ObjectPhase:
+                       findings: list[Finding], collected: Collected) -> ObjectPhase:
     links: LinkCollector | None = None
-    if options.level.at_least(Level.FULL):
+    cover: BitmapCoverage | None = None
+    full = options.level.at_least(Level.FULL)
+    if full:
         # one pass per pack: inflate, hash, CRC and fsck every object; connectivity reuses its links
         links = LinkCollector(model.algo)
         for p in packs:
@@ -126,23 +180,30 @@ def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoM
             findings.extend(fs)
         _lstats, fs = verify_loose_objects(store.loose, model.algo, check_format=True, links=links)
         findings.extend(fs)
+    elif model.bitmaps:
+        cover = _coverage(model)  # never at full: there every object is read anyway
+        # a bitmap stands for its pack only once the pack's whole-file hash verified
+        findings.extend(collected.finish_hashing())
+        cover.keep(_whole(collected))
+    graph = CommitGraphLinks(model.commit_graph) if model.commit_graph and not full else None
     stats: GraphStats
-    stats, fs = check_connectivity(store, _roots(model), model.algo, links=links)
+    stats, fs = check_connectivity(store, _roots(model), model.algo, links=links, cover=cover, graph=graph)
     findings.extend(fs)
+    type_of = _Types(store, cover)
     head_type: int | None = None
-    if model.head_oid is not None and store.contains(model.head_oid):
+    if model.head_oid is not None:
         try:
-            head_type = store.read(model.head_oid)[0]
+            head_type = type_of(model.head_oid)
         except ObjectError:
             head_type = None  # the walk has reported the damage
-    findings.extend(_check_peels(store, model))
+    findings.extend(_check_peels(store, model, type_of))
     for name, oid in sorted(model.refs.items()):
-        if name.startswith("refs/heads/") and store.contains(oid):
+        if name.startswith("refs/heads/"):
             try:
-                t = store.read(oid)[0]
+                t = type_of(oid)
             except ObjectError:
                 continue
-            if t != 1:
+            if t is not None and t != 1:
                 findings.append(finding("refNotCommit", name, f"{name}: points to {oid.hex()}, which is not a commit "
                                                               f"(git fsck: error: {name}: not a commit)"))
     walked = stats.commits + stats.trees + stats.blobs + stats.tags

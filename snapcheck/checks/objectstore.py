@@ -34,9 +34,13 @@ reuses its pass.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import importlib
 import itertools
+import mmap
 import operator
+import os
+import re
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,20 +58,30 @@ from ..gitformats.objects import (
     OBJ_TREE,
     check_object_format,
     commit_links,
-    object_header,
+    fsck_tree,
     tag_target,
     tree_links_into,
+    tree_sort_re,
     type_name,
 )
 from ..report import Finding, Severity, finding, register
 
 _rust_apply_delta: Callable[[bytes, bytes], list[bytes]] | None = None
 _RustDeltaError: type[Exception] = ValueError
-try:  # dulwich's Rust delta applier (optional: the pure-Python one below mirrors git exactly)
-    _rust_apply_delta = importlib.import_module("dulwich._pack").apply_delta
-    _RustDeltaError = importlib.import_module("dulwich.errors").ApplyDeltaError
-except (ImportError, AttributeError):  # pragma: no cover - depends on the installed wheel
-    _rust_apply_delta = None
+_rust_loaded = False
+
+
+def _load_rust() -> None:
+    """dulwich's Rust delta applier, imported on the first delta (optional: the pure-Python one below
+    mirrors git exactly; a run that applies no delta never imports dulwich)."""
+    global _rust_apply_delta, _RustDeltaError, _rust_loaded
+    _rust_loaded = True
+    try:
+        _rust_apply_delta = importlib.import_module("dulwich._pack").apply_delta
+        _RustDeltaError = importlib.import_module("dulwich.errors").ApplyDeltaError
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the installed wheel
+        _rust_apply_delta = None
+
 
 register(
     "objectStore",
@@ -124,6 +138,8 @@ class PackSource:
     label: str
     buf: Buffer
     idx: PackIndexLike
+    order: Sequence[int] | None = None  # idx positions in pack order (a .rev table), checked before use
+    order_checked: bool = False  # ... unless it was proven already (a .rev that verified)
 
 
 # a loose object: (repository-relative path, zero-argument callable returning the file's bytes)
@@ -317,6 +333,8 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
         dst_size, pos = _delta_varint(delta, pos)
     if src_size != len(src):
         raise _Bad("packObjectCorrupt", f"delta expects a {src_size}-byte base but the base has {len(src)} bytes")
+    if not _rust_loaded:
+        _load_rust()
     if _rust_apply_delta is not None and dst_size <= _RUST_DELTA_LIMIT:
         try:
             chunks = _rust_apply_delta(src, delta)
@@ -332,6 +350,49 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
 # --------------------------------------------------------------------------------------------------
 # random access
 # --------------------------------------------------------------------------------------------------
+_BUCKET_SCAN_MAX = 1 << 16  # fan-out buckets up to this many bytes of names are searched with bytes.find
+
+
+def find_many(idx: Any, oids: Iterable[bytes]) -> dict[bytes, int]:
+    """Positions in *idx* (a pack index or a MIDX: ``find``, ``names_view``, ``fanout``) of those
+    *oids* it lists, in bulk: the ids of one fan-out bucket are searched in one copy of the bucket's
+    names (a substring search at C speed; a hit counts only at a name boundary), large buckets and
+    indexes without a fan-out fall back to ``idx.find``."""
+    out: dict[bytes, int] = {}
+    fan = getattr(idx, "fanout", None)
+    h = idx.algo.rawsz
+    if fan is None or len(fan) != 256:
+        for o in set(oids):
+            i = idx.find(o)
+            if i is not None:
+                out[o] = i
+        return out
+    names = idx.names_view()
+    by_first: dict[int, list[bytes]] = {}
+    for o in set(oids):
+        if len(o) == h:
+            by_first.setdefault(o[0], []).append(o)
+    for first, qs in by_first.items():
+        lo = fan[first - 1] if first else 0
+        hi = fan[first]
+        if hi <= lo:
+            continue
+        if (hi - lo) * h > _BUCKET_SCAN_MAX:
+            for o in qs:
+                i = idx.find(o)
+                if i is not None:
+                    out[o] = i
+            continue
+        bucket = names[lo * h:hi * h].tobytes()
+        for o in qs:
+            pos = bucket.find(o)
+            while pos >= 0 and pos % h:
+                pos = bucket.find(o, pos + 1)
+            if pos >= 0:
+                out[o] = lo + pos // h
+    return out
+
+
 class _LRU:
     """Resolved objects by (pack number, offset), bounded by total bytes."""
 
@@ -382,6 +443,7 @@ class ObjectStore:
         self._loose_types: dict[bytes, int] = {}
         self._cache = _LRU(cache_bytes)
         self._last = 0
+        self._reads = 0
 
     # -- what is there ------------------------------------------------------------------------
     @property
@@ -512,6 +574,12 @@ class ObjectStore:
         if loc is not None:
             p, i = loc
             off = p.idx.offset(i)
+            self._reads += 1
+            if self._reads >= _RESIDENT_CHECK:  # a long walk: keep the mapped pages bounded
+                self._reads = 0
+                if _mapped_resident() > _RESIDENT_MAX:
+                    for q in self._packs:
+                        release_pages(q.src.buf)
             try:
                 return self._read_packed(p, off)
             except _Bad as e:
@@ -587,6 +655,40 @@ class LinkCollector:
         self.counts[obj_type] += 1
         return True
 
+    def drop_none(self) -> None:
+        """Forget the ``None`` a fast tree scan may have put in the sets (see ``_PackPass._visitor``)."""
+        for s in self.expect.values():
+            s.discard(None)
+
+    def export(self) -> dict[str, Any]:
+        """What a worker process hands back (ids joined into one bytes per type)."""
+        return {"expect": {t: b"".join(s) for t, s in self.expect.items()}, "unparseable": self.unparseable,
+                "unreadable": self.unreadable, "reported": b"".join(self.reported), "counts": self.counts}
+
+    def merge(self, d: Mapping[str, Any]) -> None:
+        """Take in a worker's :meth:`export`."""
+        split = _splitter(self.algo.rawsz)
+        for t, blob in d["expect"].items():
+            if blob:
+                self.expect[t].update(split(blob))
+        self.unparseable.extend(d["unparseable"])
+        self.unreadable += d["unreadable"]
+        if d["reported"]:
+            self.reported.update(split(d["reported"]))
+        for t, k in d["counts"].items():
+            self.counts[t] = self.counts.get(t, 0) + k
+
+
+_SPLITTERS: dict[int, Callable[[bytes], list[bytes]]] = {}
+
+
+def _splitter(rawsz: int) -> Callable[[bytes], list[bytes]]:
+    """Joined ids -> the ids (``findall`` of fixed-width records)."""
+    f = _SPLITTERS.get(rawsz)
+    if f is None:
+        f = _SPLITTERS[rawsz] = re.compile(rb".{%d}" % rawsz, re.S).findall
+    return f
+
 
 # --------------------------------------------------------------------------------------------------
 # whole-pack passes
@@ -608,10 +710,13 @@ class PackObjectStats:
     by_type: dict[int, int] = field(default_factory=dict)
 
 
-def _order_by_offset(offs: array[int], given: Sequence[int] | None) -> array[int]:
+def order_by_offset(offs: array[int], given: Sequence[int] | None, *, checked: bool = False) -> array[int]:
     """Index positions in pack order: *given* (a ``.rev`` file's table) when it is a permutation
-    that really orders the offsets, else sorted here (transiently one int per object)."""
+    that really orders the offsets, else sorted here (transiently one int per object).  *checked*:
+    *given* was already proven to be that (a ``.rev`` whose positions and checksum verified)."""
     n = len(offs)
+    if checked and isinstance(given, array) and len(given) == n:
+        return given
     a = array("I")
     if a.itemsize < 4:  # pragma: no cover
         a = array("L")
@@ -629,13 +734,102 @@ def _order_by_offset(offs: array[int], given: Sequence[int] | None) -> array[int
     return a
 
 
+_ROOT_KINDS = bytes(1 if OBJ_COMMIT <= b <= OBJ_TAG else 0 for b in range(256))
+_DELTA_KINDS = bytes(1 if b in (OBJ_OFS_DELTA, OBJ_REF_DELTA) else 0 for b in range(256))
+_ZERO_IS_ONE = bytes(1 if b == 0 else 0 for b in range(256))
+_TYPE_WORDS = {t: type_name(t).encode() for t in (OBJ_COMMIT, OBJ_TREE, OBJ_BLOB, OBJ_TAG)}
+# below this many objects a pass runs in one process (a fork costs a few milliseconds)
+PARALLEL_MIN_OBJECTS = 20_000
+
+
+def worker_count() -> int:
+    """Processes a whole-pack pass may use: ``SNAPCHECK_JOBS`` if set, else the CPUs this process may
+    run on (at most 8); 1 where ``fork`` is not available."""
+    if not hasattr(os, "fork"):
+        return 1
+    env = os.environ.get("SNAPCHECK_JOBS", "").strip()
+    if env:
+        try:
+            return max(1, min(64, int(env)))
+        except ValueError:
+            pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+def _or_into(dst: bytearray, src: bytes) -> None:
+    """dst |= src, byte by byte (both the same length; the writers touched disjoint positions)."""
+    if len(src) == len(dst) and src.count(0) != len(src):
+        n = len(dst)
+        dst[:] = (int.from_bytes(dst, "little") | int.from_bytes(src, "little")).to_bytes(n, "little")
+
+
+_RELEASE_EVERY = 64 << 20  # bytes of a mapped pack read between two page releases (peak RSS bound)
+_RESIDENT_CHECK = 2048  # objects read between two looks at the resident set
+_RESIDENT_MAX = 64 << 20  # mapped file pages allowed to stay resident
+
+
+def _mapped_resident() -> int:
+    """Bytes of mapped files resident in this process (Linux ``/proc/self/statm``), or -1."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[2]) * mmap.PAGESIZE
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def release_pages(buf: Any) -> None:
+    """Drop the pages of a mapped file from this process's resident set (``MADV_DONTNEED``; they stay
+    in the page cache and come back on the next access), so reading a pack of any size keeps the
+    resident set bounded.  Anything else than an mmap is left alone."""
+    advise = getattr(buf, "madvise", None)
+    flag = getattr(mmap, "MADV_DONTNEED", None)
+    if advise is not None and flag is not None:
+        try:
+            advise(flag)
+        except (OSError, ValueError):  # closed, or not supported here: only memory is at stake
+            pass
+
+
+def _pickle() -> Any:
+    """The pickle module, imported when workers are used (it is not needed otherwise)."""
+    import pickle
+
+    return pickle
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    mv = memoryview(data)
+    while mv:
+        k = os.write(fd, mv)
+        mv = mv[k:]
+
+
+def _read_all(fd: int) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            return b"".join(parts)
+        parts.append(b)
+
+
 class _PackPass:
-    """One pass over a pack in offset order (see the module docstring)."""
+    """One pass over a pack in offset order (see the module docstring).
+
+    Entry headers are read once, in one process; then the delta trees (a base and every delta built
+    on it) are shared out between worker processes in contiguous runs of about equal weight
+    (``jobs``; ``fork`` after the pack is mapped, so the workers read the same pages), each resolves
+    its trees, and the parent merges types, failures, findings and links."""
 
     def __init__(self, pack: PackSource, algo: HashAlgo, *, full: bool, check_format: bool,
-                 links: LinkCollector | None, pack_order: Sequence[int] | None = None) -> None:
+                 links: LinkCollector | None, pack_order: Sequence[int] | None = None,
+                 jobs: int | None = None) -> None:
         self.pack = pack
-        self.pack_order = pack_order
+        self.pack_order = pack_order if pack_order is not None else pack.order
         self.algo = algo
         self.full = full
         self.check_format = check_format
@@ -648,6 +842,12 @@ class _PackPass:
         self.stats = PackObjectStats(pack.label)
         self.n = 0
         self.inflated = 0
+        self.jobs = worker_count() if jobs is None else max(1, jobs)
+        self.names = pack.idx.names_view()
+        self._hnew: Callable[[bytes], Any] = getattr(hashlib, algo.name, algo.new)
+        self.crcs: Any = None
+        self.crc_done = bytearray()
+        self._read = [0]
 
     # findings ---------------------------------------------------------------------------------
     def _oid(self, p: int) -> bytes:
@@ -704,16 +904,31 @@ class _PackPass:
             return st, self.findings
         offs = idx.offsets()
         self.n = n
-        self.order = _order_by_offset(offs, self.pack_order)
+        self.order = order_by_offset(offs, self.pack_order,
+                                     checked=self.pack_order is self.pack.order and self.pack.order_checked)
         self.soffs = array("Q", map(offs.__getitem__, self.order))
         self.kind = bytearray(n)  # entry type by offset position (0: bad header)
         self.hlen = bytearray(n)  # header length (entry data starts at offset + hlen)
         self.size = array("Q", bytes(8 * n))
         self.first = array("i", [-1]) * n  # first delta child (offset position)
         self.next = array("i", [-1]) * n  # next sibling delta
+        self.base = array("i", [-1]) * n  # delta base (offset position)
         self.failed = bytearray(n)
+        if self.full and idx.version >= 2:
+            bulk = getattr(idx, "crc32s", None)
+            self.crcs = bulk() if bulk is not None else None
+            self.crc_done = bytearray(n)
         self._headers(offs)
-        self._resolve()
+        roots = list(itertools.compress(range(n), self.kind.translate(_ROOT_KINDS)))
+        groups = self._split(roots) if self.jobs > 1 and n >= PARALLEL_MIN_OBJECTS else [roots]
+        if len(groups) > 1:
+            self._parallel(groups)
+        else:
+            self._resolve(roots)
+        if self.full and self.crcs is not None:
+            self._crc_rest()
+        if self.links is not None:
+            self.links.drop_none()
         self._unresolved()
         st.types = bytes(self.types)
         st.inflated_bytes = self.inflated
@@ -729,69 +944,164 @@ class _PackPass:
         return st, self.findings
 
     def _headers(self, offs: array[int]) -> None:
-        mv, end, idx = self.mv, self.end, self.idx
-        soffs, order = self.soffs, self.order
-        kind, hlen, size, first, nxt = self.kind, self.hlen, self.size, self.first, self.next
-        n = len(soffs)
-        rawsz = self.algo.rawsz
-        check_crc = self.full and idx.version >= 2
-        crcs: Any = None
-        if check_crc:
-            bulk = getattr(idx, "crc32s", None)
-            crcs = bulk() if bulk is not None else None
-        crc32 = zlib.crc32
+        """Every entry's header: type, size, data start, delta base; then the delta trees.  Large packs
+        are read by two processes, one half each."""
+        n, soffs, end = self.n, self.soffs, self.end
         # offsets strictly increasing inside the object data: then no entry needs its own check
         offsets_ok = n > 0 and soffs[0] >= 12 and soffs[n - 1] < end and all(
             map(operator.lt, soffs, itertools.islice(soffs, 1, None)))
+        if self.jobs > 1 and n >= PARALLEL_MIN_OBJECTS and n >= 2:
+            self._headers_split(offs, offsets_ok)
+        else:
+            self._reported(self._header_range(0, n, offs, offsets_ok))
+        kind, first, nxt, base = self.kind, self.first, self.next, self.base
+        self.stats.deltas = kind.count(OBJ_OFS_DELTA) + kind.count(OBJ_REF_DELTA)
+        # the delta trees: each base's deltas, in decreasing position (the order the walk takes them)
+        for p in itertools.compress(range(n), kind.translate(_DELTA_KINDS)):
+            b = base[p]
+            if b >= 0:
+                nxt[p] = first[b]
+                first[b] = p
+        # deltas built on an entry that was rejected here cannot be resolved (it was reported)
+        for p in itertools.compress(range(n), self.failed):
+            if first[p] != -1:
+                deps = self._descendants(p)
+                for q in deps:
+                    self.failed[q] = 1
+                self._reported(deps)
+
+    def _headers_split(self, offs: array[int], offsets_ok: bool) -> None:
+        """:meth:`_header_range` for the second half in a forked worker, the first half here."""
+        n = self.n
+        mid = n // 2
+        child: tuple[int, int] | None = None
+        try:
+            r, w = os.pipe()
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow forks)
+            code = 1
+            try:
+                os.close(r)
+                mark = len(self.findings)
+                reported = self._header_range(mid, n, offs, offsets_ok)
+                out = {"kind": bytes(self.kind[mid:]), "hlen": bytes(self.hlen[mid:]),
+                       "size": self.size[mid:].tobytes(), "base": self.base[mid:].tobytes(),
+                       "failed": bytes(self.failed[mid:]), "findings": self.findings[mark:], "reported": reported}
+                _write_all(w, _pickle().dumps(out, protocol=-1))
+                code = 0
+            except BaseException:  # the parent reads this half itself
+                pass
+            finally:
+                os._exit(code)
+        if pid > 0:
+            os.close(w)
+            child = (pid, r)
+        self._reported(self._header_range(0, mid, offs, offsets_ok))
+        res: dict[str, Any] | None = None
+        if child is not None:
+            pid, r = child
+            try:
+                data = _read_all(r)
+            finally:
+                os.close(r)
+            _pid, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) == 0 and data:
+                try:
+                    res = _pickle().loads(data)
+                except Exception:  # a garbled result: read that half here
+                    res = None
+        if res is None:
+            self._reported(self._header_range(mid, n, offs, offsets_ok))
+            return
+        self.kind[mid:] = res["kind"]
+        self.hlen[mid:] = res["hlen"]
+        size = array("Q")
+        size.frombytes(res["size"])
+        self.size[mid:] = size
+        base = array("i")
+        base.frombytes(res["base"])
+        self.base[mid:] = base
+        self.failed[mid:] = res["failed"]
+        self.findings.extend(res["findings"])
+        self._reported(res["reported"])
+
+    def _header_range(self, lo: int, hi: int, offs: array[int], offsets_ok: bool) -> list[int]:
+        """Entry headers of positions [lo, hi) (git: unpack_object_header_buffer, get_delta_base) into
+        ``kind``, ``hlen``, ``size``, ``base``, ``failed``; returns the positions reported as damaged."""
+        mv, end, idx = self.mv, self.end, self.idx
+        soffs = self.soffs
+        kind, hlen, size, base = self.kind, self.hlen, self.size, self.base
+        n = self.n
+        rawsz = self.algo.rawsz
         failed = self.failed
-        for p in range(n):
+        bisect_left = bisect.bisect_left
+        find = idx.find
+        buf = self.pack.buf
+        reported: list[int] = []
+        release_at = (soffs[lo] if lo < n else 0) + _RELEASE_EVERY
+        for p in range(lo, hi):
             off = soffs[p]
             stop = soffs[p + 1] if p + 1 < n else end
+            if off > release_at:  # read in offset order: what was read lies behind
+                release_at = off + _RELEASE_EVERY
+                release_pages(buf)
             if not offsets_ok and (stop <= off or not 12 <= off < end):
                 why = ("shares its offset with another index entry" if stop == off
                        else f"offset {off} is outside the object data (12..{end})")
                 self._report("packObjectOffsetInvalid", p, why,
                              "fatal: offset beyond end of packfile (truncated pack?)")
                 failed[p] = 1
-                self._reported([p])
+                reported.append(p)
                 continue
-            if check_crc:
-                want = crcs[order[p]] if crcs is not None else idx.crc32(order[p])
-                if want is not None and crc32(mv[off:stop]) != want:
-                    oid = self._oid(p).hex()
-                    self._report("packCrcMismatch", p,
-                                 f"the CRC32 of its {stop - off} raw bytes differs from the index's",
-                                 f"error: index CRC mismatch for object {oid} from {self.label} at offset {off}")
             # entry header (git: unpack_object_header_buffer), inline: this loop runs once per object
             c = mv[off]
             typ = (c >> 4) & 7
             sz = c & 15
-            shift = 4
             pos = off + 1
             try:
-                while c & 0x80:
-                    if pos >= stop or shift >= _HEADER_SHIFT_LIMIT:
-                        raise _Bad("packObjectCorrupt", f"bad object header at offset {off}")
+                if c & 0x80:
+                    shift = 4
+                    while c & 0x80:
+                        if pos >= stop or shift >= _HEADER_SHIFT_LIMIT:
+                            raise _Bad("packObjectCorrupt", f"bad object header at offset {off}")
+                        c = mv[pos]
+                        pos += 1
+                        sz |= (c & 0x7F) << shift
+                        shift += 7
+                    if sz >= _MAX_OBJECT_SIZE:
+                        raise _Bad("packObjectCorrupt", f"bad object header at offset {off} (size {sz})")
+                if typ == OBJ_OFS_DELTA:
+                    # the base distance (git: get_delta_base), inline
+                    if pos >= stop:
+                        raise _Bad("packObjectCorrupt", f"delta at offset {off} is cut inside its base distance")
                     c = mv[pos]
                     pos += 1
-                    sz |= (c & 0x7F) << shift
-                    shift += 7
-                if sz >= _MAX_OBJECT_SIZE:
-                    raise _Bad("packObjectCorrupt", f"bad object header at offset {off} (size {sz})")
-                if typ == OBJ_OFS_DELTA:
-                    base_off, pos = _ofs_base(mv, pos, stop, off)
-                    b = bisect.bisect_left(soffs, base_off)
-                    if b >= n or soffs[b] != base_off:
+                    dist = c & 0x7F
+                    while c & 0x80:
+                        if pos >= stop or dist >> 56:
+                            raise _Bad("packObjectCorrupt", f"delta base offset overflow at offset {off}")
+                        c = mv[pos]
+                        pos += 1
+                        dist = ((dist + 1) << 7) | (c & 0x7F)
+                    base_off = off - dist
+                    if dist == 0 or base_off < 12:
+                        raise _Bad("packDeltaBaseMissing",
+                                   f"delta at offset {off} names base offset {base_off}, which is not before it "
+                                   "in the pack")
+                    b = bisect_left(soffs, base_off, 0, p)
+                    if b >= p or soffs[b] != base_off:
                         raise _Bad("packDeltaBaseMissing",
                                    f"its delta base offset {base_off} is not the start of an object in the pack")
                 elif typ == OBJ_REF_DELTA:
                     if pos + rawsz > stop:
                         raise _Bad("packObjectCorrupt", "the entry is cut inside its delta base id")
-                    base = bytes(mv[pos:pos + rawsz])
-                    j = idx.find(base)
+                    bid = bytes(mv[pos:pos + rawsz])
+                    j = find(bid)
                     if j is None:
-                        raise _Bad("packDeltaBaseMissing", f"its delta base {base.hex()} is not in this pack")
-                    b = bisect.bisect_left(soffs, offs[j])
+                        raise _Bad("packDeltaBaseMissing", f"its delta base {bid.hex()} is not in this pack")
+                    b = bisect_left(soffs, offs[j])
                     pos += rawsz
                 elif not OBJ_COMMIT <= typ <= OBJ_TAG:
                     raise _Bad("packObjectCorrupt", f"unknown pack entry type {typ}")
@@ -802,26 +1112,158 @@ class _PackPass:
             except _Bad as e:
                 failed[p] = 1
                 self._report(e.code, p, e.text)
-                self._reported([p])
+                reported.append(p)
                 continue
             kind[p] = typ
             hlen[p] = pos - off
             size[p] = sz
             if b >= 0:
-                nxt[p] = first[b]
-                first[b] = p
-        self.stats.deltas = kind.count(OBJ_OFS_DELTA) + kind.count(OBJ_REF_DELTA)
-        # deltas built on an entry that was rejected here cannot be resolved (it was reported)
-        for p in range(n):
-            if self.failed[p] and first[p] != -1:
-                deps = self._descendants(p)
-                for q in deps:
-                    self.failed[q] = 1
-                self._reported(deps)
+                base[p] = b
+        return reported
 
-    def _inflate(self, p: int) -> bytes:
+    def _crc(self, p: int, off: int, stop: int) -> None:
+        want = self.crcs[self.order[p]]
+        self.crc_done[p] = 1
+        if zlib.crc32(self.mv[off:stop]) != want:
+            self._crc_mismatch(p, off, stop)
+
+    def _crc_rest(self) -> None:
+        """``full``: the CRC32 of every entry that was never inflated (bad header, unresolvable)."""
+        soffs, end, n = self.soffs, self.end, self.n
+        for p in itertools.compress(range(n), self.crc_done.translate(_ZERO_IS_ONE)):
+            off = soffs[p]
+            stop = soffs[p + 1] if p + 1 < n else end
+            if 12 <= off < stop <= end:
+                self._crc(p, off, stop)
+
+    def _inflater(self) -> Callable[[int], bytes]:
+        """``inflate(p)``: the content of entry *p* (a base object, or a delta's delta data), with its
+        CRC32 checked at ``full``; the common case inline, anything unusual through :meth:`_inflate`."""
+        mv, soffs, hlen, size, n, end = self.mv, self.soffs, self.hlen, self.size, self.n, self.end
+        crcs, crc_done, order = self.crcs, self.crc_done, self.order
+        full = self.full
+        decompressobj, crc32, zerror = zlib.decompressobj, zlib.crc32, zlib.error
+        slow = self._inflate
+        buf = self.pack.buf
+        # objects read since the resident set was last looked at (shared by every run): the pages a
+        # read maps are many more than the bytes it reads (the kernel maps pages around a fault), so
+        # the measure is the resident set itself where the system shows it
+        read = self._read
+
+        def inflate(p: int) -> bytes:
+            off = soffs[p]
+            stop = soffs[p + 1] if p + 1 < n else end
+            read[0] += 1
+            if read[0] >= _RESIDENT_CHECK:
+                read[0] = 0
+                if _mapped_resident() > _RESIDENT_MAX:
+                    release_pages(buf)
+            if crcs is not None:
+                crc_done[p] = 1
+                if crc32(mv[off:stop]) != crcs[order[p]]:
+                    self._crc_mismatch(p, off, stop)
+            sz = size[p]
+            d = decompressobj()
+            try:
+                data = d.decompress(mv[off + hlen[p]:stop], sz + 1) if sz < _MAX_INFLATE_CALL else b""
+            except zerror:
+                return slow(p, crc=False)
+            if not d.eof or len(data) != sz or (full and d.unused_data):
+                return slow(p, crc=False)
+            self.inflated += sz
+            return data
+
+        return inflate
+
+    def _visitor(self) -> Callable[[int, int, bytes], None]:
+        """``visit(p, type, content)`` for a resolved entry: its type recorded, and at ``standard`` its
+        links collected; at ``full`` also its hash against the idx name and git's format checks."""
+        if self.full:
+            return self._full_visitor()
+        if self.links is None:
+            return self._visit
+        links = self.links
+        order, types, name, label, algo = self.order, self.types, self.idx.name, self.label, self.algo
+        trees, blobs = links.expect[OBJ_TREE], links.expect[OBJ_BLOB]
+        counts, unparseable, add = links.counts, links.unparseable, links.add
+        split = tree_sort_re(algo.rawsz).split
+
+        def visit(p: int, typ: int, data: bytes) -> None:
+            i = order[p]
+            types[i] = typ
+            if typ == OBJ_TREE:
+                parts = split(data)
+                if any(parts[::4]):
+                    unparseable.append((name(i), typ, label))
+                elif any(parts[3::4]):  # modes other than the four plain ones: the exact path
+                    if tree_links_into(data, algo, trees, blobs):
+                        counts[OBJ_TREE] += 1
+                    else:
+                        unparseable.append((name(i), typ, label))
+                else:  # ids sorted by kind by the pattern; None for the other kind (dropped later)
+                    trees.update(parts[1::4])
+                    blobs.update(parts[2::4])
+                    counts[OBJ_TREE] += 1
+            elif not add(typ, data):
+                unparseable.append((name(i), typ, label))
+
+        return visit
+
+    def _full_visitor(self) -> Callable[[int, int, bytes], None]:
+        """:meth:`_visit` at ``full``, with its lookups bound once (it runs for every object)."""
+        order, types, names, label, algo = self.order, self.types, self.names, self.label, self.algo
+        rawsz = algo.rawsz
+        hnew, words = self._hnew, _TYPE_WORDS
+        check_format, links, findings = self.check_format, self.links, self.findings
+        trees = links.expect[OBJ_TREE] if links is not None else None
+        blobs = links.expect[OBJ_BLOB] if links is not None else None
+
+        def visit(p: int, typ: int, data: bytes) -> None:
+            i = order[p]
+            h = hnew(b"%s %d\x00" % (words[typ], len(data)))
+            h.update(data)
+            got = h.digest()
+            if names[i * rawsz:(i + 1) * rawsz] != got:
+                self._hash_mismatch(p, i, typ, got)
+                return  # not the object the index names: unreadable for the graph
+            types[i] = typ
+            if typ == OBJ_BLOB:
+                return
+            if check_format:
+                if typ == OBJ_TREE:
+                    fs, parsed = fsck_tree(data, got, algo, label, trees, blobs)
+                    if fs:
+                        findings.extend(fs)
+                    if links is not None:
+                        if parsed:
+                            links.counts[OBJ_TREE] += 1
+                        else:
+                            links.unparseable.append((got, typ, label))
+                    return
+                fs = check_object_format(typ, data, got, algo, label)
+                if fs:
+                    findings.extend(fs)
+            if links is not None and not links.add(typ, data):
+                links.unparseable.append((got, typ, label))
+
+        return visit
+
+    def _hash_mismatch(self, p: int, i: int, typ: int, got: bytes) -> None:
+        oid = self.idx.name(i)
+        self._report("packObjectHashMismatch", p, f"its {type_name(typ)} content hashes to {got.hex()}",
+                     f"error: packed {oid.hex()} from {self.label} is corrupt")
+        self._reported([p])
+
+    def _crc_mismatch(self, p: int, off: int, stop: int) -> None:
+        oid = self._oid(p).hex()
+        self._report("packCrcMismatch", p, f"the CRC32 of its {stop - off} raw bytes differs from the index's",
+                     f"error: index CRC mismatch for object {oid} from {self.label} at offset {off}")
+
+    def _inflate(self, p: int, *, crc: bool = True) -> bytes:
         off = self.soffs[p]
         stop = self.soffs[p + 1] if p + 1 < self.n else self.end
+        if crc and self.crcs is not None:
+            self._crc(p, off, stop)
         start = off + self.hlen[p]
         size = self.size[p]
         # the common case in one call; anything unusual goes through _inflate for its diagnosis
@@ -843,33 +1285,48 @@ class _PackPass:
 
     def _visit(self, p: int, typ: int, data: bytes) -> None:
         i = self.order[p]
+        links = self.links
         if self.full:
-            oid = self.idx.name(i)
-            h = self.algo.new(object_header(typ, len(data)))
+            rawsz = self.algo.rawsz
+            h = self._hnew(b"%s %d\x00" % (_TYPE_WORDS[typ], len(data)))
             h.update(data)
             got = h.digest()
-            if got != oid:
+            if self.names[i * rawsz:(i + 1) * rawsz] != got:
+                oid = self.idx.name(i)
                 self._report("packObjectHashMismatch", p,
                              f"its {type_name(typ)} content hashes to {got.hex()}",
                              f"error: packed {oid.hex()} from {self.label} is corrupt")
                 self._reported([p])
                 return  # not the object the index names: unreadable for the graph
-            if self.check_format:
-                fs = check_object_format(typ, data, oid, self.algo, self.label)
+            if self.check_format and typ != OBJ_BLOB:
+                if typ == OBJ_TREE:
+                    fs, parsed = fsck_tree(data, got, self.algo, self.label,
+                                           *((links.expect[OBJ_TREE], links.expect[OBJ_BLOB])
+                                             if links is not None else (None, None)))
+                    if fs:
+                        self.findings.extend(fs)
+                    if links is not None:
+                        if parsed:
+                            links.counts[OBJ_TREE] += 1
+                        else:
+                            links.unparseable.append((got, typ, self.label))
+                    self.types[i] = typ
+                    return
+                fs = check_object_format(typ, data, got, self.algo, self.label)
                 if fs:
                     self.findings.extend(fs)
-        links = self.links
         if links is not None and typ != OBJ_BLOB and not links.add(typ, data):
             links.unparseable.append((self.idx.name(i), typ, self.label))
         self.types[i] = typ
 
-    def _resolve(self) -> None:
+    def _resolve(self, roots: Iterable[int]) -> None:
         kind, first, nxt, failed = self.kind, self.first, self.next, self.failed
         full = self.full
-        inflate, visit = self._inflate, self._visit
-        for p in range(self.n):
+        inflate = self._inflater()
+        visit = self._visitor()
+        for p in roots:
             typ = kind[p]
-            if not OBJ_COMMIT <= typ <= OBJ_TAG or failed[p]:
+            if failed[p]:
                 continue
             if typ == OBJ_BLOB and not full:
                 self._type_blob_tree(p)
@@ -913,11 +1370,141 @@ class _PackPass:
                 if not self.failed[q]:
                     types[order[q]] = OBJ_BLOB
 
+    # sharing the work out ---------------------------------------------------------------------
+    def _split(self, roots: list[int]) -> list[list[int]]:
+        """The roots in contiguous runs of about equal weight, several per job (the processes take
+        runs from a queue, so one slow run does not hold the others up).  The weight of a delta tree:
+        the raw bytes of its entries plus a per-object cost (at ``standard`` a blob tree is only
+        typed, so it weighs little)."""
+        n, soffs, kind, base = self.n, self.soffs, self.kind, self.base
+        ends = itertools.chain(itertools.islice(soffs, 1, None), (self.end,))
+        per_object = 2000 if self.full else 4000  # ~ a tree's cost in compressed bytes inflated
+        w = array("q", map(per_object.__add__, map(operator.sub, ends, soffs)))
+        for p in reversed(list(itertools.compress(range(n), kind.translate(_DELTA_KINDS)))):
+            b = base[p]
+            if b >= 0:
+                w[b] += w[p]
+        if self.full:
+            weights = [w[r] for r in roots]
+        else:
+            weights = [(w[r] >> 7) if kind[r] == OBJ_BLOB else w[r] for r in roots]
+        total = sum(weights)
+        runs = min(8 * self.jobs, len(roots), 255)
+        if self.jobs < 2 or runs < 2 or total <= 0:
+            return [roots]
+        acc = list(itertools.accumulate(weights))
+        groups: list[list[int]] = []
+        start = 0
+        for k in range(1, runs):
+            cut = bisect.bisect_left(acc, total * k // runs, start)
+            groups.append(roots[start:cut])
+            start = cut
+        groups.append(roots[start:])
+        return [g for g in groups if g]
+
+    def _parallel(self, groups: list[list[int]]) -> None:
+        """Resolve the runs in *groups* with ``jobs`` processes: run numbers wait in a pipe, each process
+        (this one too) reads one at a time until the pipe is empty, the workers send their results back
+        pickled, and any run a worker did not deliver is done here."""
+        try:
+            qr, qw = os.pipe()
+        except OSError:
+            for g in groups:
+                self._resolve(g)
+            return
+        try:
+            _write_all(qw, bytes(range(len(groups))))
+        finally:
+            os.close(qw)
+        children: list[tuple[int, int]] = []
+        for _ in range(min(self.jobs, len(groups)) - 1):
+            try:
+                r, w = os.pipe()
+            except OSError:
+                break
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(r)
+                os.close(w)
+                break
+            if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow forks)
+                code = 1
+                try:
+                    os.close(r)
+                    _write_all(w, self._share(groups, qr))
+                    code = 0
+                except BaseException:  # the parent redoes what this worker took
+                    pass
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+        done: set[int] = set()
+        try:
+            done.update(self._take(groups, qr))
+        finally:
+            os.close(qr)
+        for pid, r in children:
+            try:
+                data = _read_all(r)
+            finally:
+                os.close(r)
+            _pid, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0 or not data:
+                continue
+            try:
+                res = _pickle().loads(data)
+            except Exception:  # a garbled result: its runs are redone below
+                continue
+            self._merge(res)
+            done.update(res["runs"])
+        for k, g in enumerate(groups):
+            if k not in done:
+                self._resolve(g)
+
+    def _take(self, groups: list[list[int]], queue: int) -> list[int]:
+        """Resolve runs read one by one from the *queue* pipe until it is empty; their numbers."""
+        taken: list[int] = []
+        while True:
+            b = os.read(queue, 1)
+            if not b:
+                return taken
+            self._resolve(groups[b[0]])
+            taken.append(b[0])
+
+    def _share(self, groups: list[list[int]], queue: int) -> bytes:
+        """In a worker: resolve runs from the queue and return what the parent merges (pickled)."""
+        mark = len(self.findings)
+        self.inflated = 0
+        if self.links is not None:
+            self.links = LinkCollector(self.algo)
+        runs = self._take(groups, queue)
+        if self.links is not None:
+            self.links.drop_none()
+        out: dict[str, Any] = {
+            "runs": runs, "types": bytes(self.types), "failed": bytes(self.failed), "crc": bytes(self.crc_done),
+            "findings": self.findings[mark:], "inflated": self.inflated,
+            "links": self.links.export() if self.links is not None else None,
+        }
+        data: bytes = _pickle().dumps(out, protocol=-1)
+        return data
+
+    def _merge(self, res: dict[str, Any]) -> None:
+        _or_into(self.types, res["types"])
+        _or_into(self.failed, res["failed"])
+        if self.crc_done:
+            _or_into(self.crc_done, res["crc"])
+        self.findings.extend(res["findings"])
+        self.inflated += res["inflated"]
+        if self.links is not None and res["links"] is not None:
+            self.links.merge(res["links"])
+
     def _unresolved(self) -> None:
         """Deltas never reached from a base (REF delta loops) that nothing has reported yet."""
         kind, failed, types, order = self.kind, self.failed, self.types, self.order
-        left = [p for p in range(len(kind)) if kind[p] in (OBJ_OFS_DELTA, OBJ_REF_DELTA)
-                and not failed[p] and not types[order[p]]]
+        left = [p for p in itertools.compress(range(len(kind)), kind.translate(_DELTA_KINDS))
+                if not failed[p] and not types[order[p]]]
         if not left:
             return
         for q in left:
@@ -930,20 +1517,26 @@ class _PackPass:
 
 def verify_pack_objects(pack: PackSource, algo: HashAlgo, *, check_format: bool,
                         links: LinkCollector | None = None,
-                        pack_order: Sequence[int] | None = None) -> tuple[PackObjectStats, list[Finding]]:
+                        pack_order: Sequence[int] | None = None,
+                        jobs: int | None = None) -> tuple[PackObjectStats, list[Finding]]:
     """``full``: every object of *pack* inflated once, delta-resolved from its base, hashed against
     its idx name, CRC32-checked, and (with *check_format*) checked with git's fsck rules.  With
     *links*, the commits, trees and tags feed the collector so connectivity reuses this pass.
-    *pack_order*: idx positions in pack order (a verified ``.rev``), saves sorting the offsets."""
-    return _PackPass(pack, algo, full=True, check_format=check_format, links=links, pack_order=pack_order).run()
+    *pack_order*: idx positions in pack order (a verified ``.rev``), saves sorting the offsets.
+    *jobs*: worker processes (default :func:`worker_count`; packs under ``PARALLEL_MIN_OBJECTS``
+    objects always use one)."""
+    return _PackPass(pack, algo, full=True, check_format=check_format, links=links, pack_order=pack_order,
+                     jobs=jobs).run()
 
 
 def scan_pack_links(pack: PackSource, algo: HashAlgo, links: LinkCollector, *,
-                    pack_order: Sequence[int] | None = None) -> tuple[PackObjectStats, list[Finding]]:
+                    pack_order: Sequence[int] | None = None,
+                    jobs: int | None = None) -> tuple[PackObjectStats, list[Finding]]:
     """``standard``: inflate every commit, tree and tag of *pack* once (blobs are typed, not read)
     and feed their links to *links*.  The findings describe objects that could not be decoded;
     whether they matter (are reachable) is for the connectivity check to decide."""
-    return _PackPass(pack, algo, full=False, check_format=False, links=links, pack_order=pack_order).run()
+    return _PackPass(pack, algo, full=False, check_format=False, links=links, pack_order=pack_order,
+                     jobs=jobs).run()
 
 
 @dataclass
@@ -983,7 +1576,20 @@ def verify_loose_objects(loose: Mapping[bytes, LooseEntry] | Iterable[tuple[byte
 
 
 __all__ = [
-    "MAX_DELTA_CHAIN", "LinkCollector", "LooseEntry", "LooseObjectStats", "ObjectError", "ObjectStore",
-    "PackIndexLike", "PackObjectStats", "PackSource", "apply_delta", "scan_pack_links", "verify_loose_objects",
+    "MAX_DELTA_CHAIN",
+    "PARALLEL_MIN_OBJECTS",
+    "LinkCollector",
+    "LooseEntry",
+    "LooseObjectStats",
+    "ObjectError",
+    "ObjectStore",
+    "PackIndexLike",
+    "PackObjectStats",
+    "PackSource",
+    "apply_delta",
+    "order_by_offset",
+    "scan_pack_links",
+    "verify_loose_objects",
     "verify_pack_objects",
+    "worker_count",
 ]

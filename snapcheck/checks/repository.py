@@ -21,6 +21,9 @@ Rules, in the order they run (each cites its source of truth):
 
 from __future__ import annotations
 
+import re
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +114,21 @@ class VerifiedBitmap:
     order: Any
     pack: str | None = None
     midx: midx_fmt.MultiPackIndex | None = None
+    # the packs under it, whose whole-file hash must verify (a hash still running in the background
+    # is awaited by the object phase before the bitmap is used)
+    packs: tuple[str, ...] = ()
+
+
+def _be32_table(buf: Any, start: int, n: int) -> array[int]:
+    """*n* big-endian u32s from *start* of *buf*, as one native array('I')."""
+    a = array("I")
+    a.frombytes(memoryview(buf)[start:start + 4 * n])
+    if sys.byteorder == "little":
+        a.byteswap()
+    return a
+
+
+_PACK_NAME = re.compile(r"pack-([0-9a-f]{40}|[0-9a-f]{64})\.(?:idx|pack)")
 
 
 def _clean(findings: list[Finding]) -> bool:
@@ -161,6 +179,7 @@ class RepositoryChecks:
         self.level = options.level
         self.model = RepoModel()
         self.findings: list[Finding] = []
+        self._sound_packs: set[str] = set()  # hex names of packs verified whole (see _packs)
 
     def run(self) -> RepoModel:
         self._structure()
@@ -350,6 +369,7 @@ class RepositoryChecks:
                 continue
             idx, fs = parse_idx(rec.idx.buf, m.algo, base + ".idx", verify_checksum=verify)
             self.findings.extend(fs)
+            mark = len(self.findings) - len(fs)  # this pack's findings (idx, .rev, cross-check) start here
             if not has_pack:
                 self.findings.append(finding("idxWithoutPack", base + ".idx",
                                              f"{base}.idx has no .pack: the objects it lists cannot be read"))
@@ -360,13 +380,22 @@ class RepositoryChecks:
             assert s is not None
             if rec.rev is not None:
                 # first: a sound .rev proves the idx offsets distinct, sparing the cross-check a sort
-                self.findings.extend(parse_rev(rec.rev.buf, base + ".rev", m.algo, idx, verify_checksum=verify))
+                rev_fs = parse_rev(rec.rev.buf, base + ".rev", m.algo, idx, verify_checksum=verify)
+                self.findings.extend(rev_fs)
+                if verify and _clean(rev_fs):
+                    m.pack_orders[hexname] = _be32_table(rec.rev.buf, 12, idx.count)
             # distinct offsets need a sort of every offset: left to the idx checksum (standard) or the .rev;
             # quick stays a structural pass that reads no bulk data
             self.findings.extend(check_idx_against_pack(idx, base + ".idx", pack_path=base + ".pack",
                                                         pack_count=s.count, pack_trailer=s.trailer, pack_size=s.size,
                                                         check_distinct=None if verify else False))
             m.indexes[hexname] = idx
+            # a pack whose trailer, idx checksum and cross-checks all verified: what git wrote, whole
+            # (a trailer hash still running in the background is awaited before any use: VerifiedBitmap.packs)
+            hashed = s.hash_verified or rec.pending is not None
+            sound = verify and hashed and idx.checksum_verified and _clean(self.findings[mark:])
+            if sound:
+                self._sound_packs.add(hexname)
             if rec.mtimes is not None:
                 self.findings.extend(parse_mtimes(rec.mtimes.buf, base + ".mtimes", m.algo, idx, verify_checksum=verify))
             if rec.bitmap is not None:
@@ -374,8 +403,12 @@ class RepositoryChecks:
                                                    object_count=idx.count, verify_checksum=verify)
                 self.findings.extend(fs)
                 if info is not None:
-                    self.findings.extend(bitmap_fmt.check_bitmap_target(
-                        info, base + ".bitmap", expected_checksum=idx.pack_checksum, target=base + ".pack"))
+                    tfs = bitmap_fmt.check_bitmap_target(
+                        info, base + ".bitmap", expected_checksum=idx.pack_checksum, target=base + ".pack")
+                    self.findings.extend(tfs)
+                    if sound and _clean(fs) and _clean(tfs) and s.trailer == info.checksum:
+                        m.bitmaps.append(VerifiedBitmap(base + ".bitmap", info, rec.bitmap.buf,
+                                                        m.pack_orders.get(hexname), pack=hexname, packs=(hexname,)))
 
     # 4 -------------------------------------------------------------------------------------------
     def _midx(self) -> None:
@@ -387,10 +420,19 @@ class RepositoryChecks:
         if held is not None:
             midx, fs = midx_fmt.parse_midx(held.buf, "objects/pack/multi-pack-index", m.algo, verify_checksum=verify)
             self.findings.extend(fs)
+            midx_sound = verify and _clean(fs)
             if midx is not None:
                 idx_by_name = {f"pack-{h}.idx": i for h, i in m.indexes.items()}
-                self.findings.extend(midx_fmt.check_midx_against_packs(
-                    midx, "objects/pack/multi-pack-index", idx_by_name, deep=verify))
+                cfs = midx_fmt.check_midx_against_packs(midx, "objects/pack/multi-pack-index", idx_by_name, deep=verify)
+                self.findings.extend(cfs)
+                # every object of a sound MIDX is at its offset in a pack that verified whole
+                names = [_PACK_NAME.fullmatch(n) for n in midx.pack_names]
+                midx_sound = midx_sound and _clean(cfs) and all(
+                    x is not None and x.group(1) in self._sound_packs for x in names)
+        midx_bitmap: tuple[str, bitmap_fmt.BitmapInfo, Any] | None = None
+        midx_order: Any = None
+        if midx is not None and midx_sound and midx.chunks.get(midx_fmt.RIDX) is not None:
+            midx_order = _be32_table(held.buf if held is not None else b"", midx.chunks[midx_fmt.RIDX][0], midx.count)
         for path, h in sorted(aux.items()):
             mm = RE_MIDX_AUX.match(path)
             assert mm is not None
@@ -403,10 +445,20 @@ class RepositoryChecks:
                 info, fs = bitmap_fmt.parse_bitmap(h.buf, path, m.algo, object_count=midx.count, verify_checksum=verify)
                 self.findings.extend(fs)
                 if info is not None:
-                    self.findings.extend(bitmap_fmt.check_bitmap_target(
-                        info, path, expected_checksum=midx.checksum, target="objects/pack/multi-pack-index"))
+                    tfs = bitmap_fmt.check_bitmap_target(
+                        info, path, expected_checksum=midx.checksum, target="objects/pack/multi-pack-index")
+                    self.findings.extend(tfs)
+                    if midx_sound and _clean(fs) and _clean(tfs):
+                        midx_bitmap = (path, info, h.buf)
             else:
-                self.findings.extend(parse_rev(h.buf, path, m.algo, None, verify_checksum=verify))
+                rfs = parse_rev(h.buf, path, m.algo, None, verify_checksum=verify)
+                self.findings.extend(rfs)
+                if midx_order is None and midx_sound and _clean(rfs) and len(h.buf) >= 12 + 4 * midx.count:
+                    midx_order = _be32_table(h.buf, 12, midx.count)
+        if midx is not None and midx_bitmap is not None and midx_order is not None:
+            path, info, buf = midx_bitmap
+            hexes = tuple(x.group(1) for x in map(_PACK_NAME.fullmatch, midx.pack_names) if x is not None)
+            m.bitmaps.append(VerifiedBitmap(path, info, buf, midx_order, midx=midx, packs=hexes))
 
     def _commit_graph(self) -> None:
         m = self.model
@@ -414,8 +466,10 @@ class RepositoryChecks:
         single = self.c.held.get("objects/info/commit-graph")
         if single is not None:
             m.commit_graph_present = True
-            _g, fs = cg_fmt.parse_commit_graph(single.buf, "objects/info/commit-graph", m.algo, verify_checksum=verify)
+            g1, fs = cg_fmt.parse_commit_graph(single.buf, "objects/info/commit-graph", m.algo, verify_checksum=verify)
             self.findings.extend(fs)
+            if verify and g1 is not None and _clean(fs) and g1.num_base == 0:
+                m.commit_graph = [g1]  # git reads this file first when it is there
         chain_path = "objects/info/commit-graphs/commit-graph-chain"
         layers = {p.rsplit("/", 1)[-1]: h for p, h in self.c.held.items() if RE_GRAPH.match(p)}
         chain_data = self.c.texts.get(chain_path)
@@ -423,6 +477,7 @@ class RepositoryChecks:
             return
         m.commit_graph_present = True
         graphs: dict[str, cg_fmt.CommitGraph | None] = {}
+        mark = len(self.findings)
         for name, h in sorted(layers.items()):
             g, fs = cg_fmt.parse_commit_graph(h.buf, f"objects/info/commit-graphs/{name}", m.algo, verify_checksum=verify)
             self.findings.extend(fs)
@@ -431,6 +486,10 @@ class RepositoryChecks:
             chain, fs = cg_fmt.parse_commit_graph_chain(chain_data, chain_path, m.algo)
             self.findings.extend(fs)
             self.findings.extend(cg_fmt.check_commit_graph_chain(chain, graphs, chain_path))
+            if verify and not m.commit_graph and chain and _clean(self.findings[mark:]):
+                listed = [graphs.get(f"graph-{c.hex()}.graph") for c in chain]
+                if all(g is not None for g in listed):
+                    m.commit_graph = [g for g in listed if g is not None]
 
     # 5 -------------------------------------------------------------------------------------------
     def _loose_objects(self) -> None:

@@ -344,9 +344,34 @@ def tree_entries(data: bytes, algo: HashAlgo) -> TreeEntries | None:
     return TreeEntries(*out)
 
 
+_TREE_SORT_RE: dict[int, re.Pattern[bytes]] = {}
+
+
+def tree_sort_re(rawsz: int) -> re.Pattern[bytes]:
+    """One tree entry, sorted by kind as it is matched: group 1 the id of a ``40000`` entry, group 2 the
+    id of a ``100644``/``100755``/``120000`` entry, group 3 any other entry whole (the same extent the
+    link pattern matches, so ``split`` tiles a tree exactly when that one does)."""
+    p = _TREE_SORT_RE.get(rawsz)
+    if p is None:
+        tail = rb" [^\x00]+\x00(.{%d})" % rawsz
+        p = _TREE_SORT_RE[rawsz] = re.compile(
+            rb"(?:40000" + tail + rb"|(?:100644|100755|120000)" + tail + rb"|([0-7]+ [^\x00]+\x00.{%d}))" % rawsz,
+            re.S)
+    return p
+
+
 def tree_links_into(data: bytes, algo: HashAlgo, trees: set[bytes], blobs: set[bytes]) -> bool:
     """Add a tree's subtrees to *trees* and its blobs to *blobs* (gitlinks to neither); False,
     adding nothing, when git cannot parse the tree.  The bulk form of :func:`tree_entries`."""
+    parts = tree_sort_re(algo.rawsz).split(data)
+    if any(parts[::4]):
+        return False
+    if not any(parts[3::4]):  # only the plain modes: the ids come out sorted by kind
+        trees.update(parts[1::4])
+        blobs.update(parts[2::4])
+        trees.discard(None)
+        blobs.discard(None)
+        return True
     parts = _tree_link_re(algo.rawsz).split(data)
     if any(parts[::3]):
         return False
@@ -830,22 +855,27 @@ _PLAIN_TERM = {m: (b"/" if m == _TREE_MODE else b"\x00") for m in _PLAIN_MODES}
 
 
 def _check_tree(data: bytes, algo: HashAlgo, rep: _Reporter) -> None:
-    parts = _tree_full_re(algo.rawsz).split(data)
+    _check_tree_parts(_tree_full_re(algo.rawsz).split(data), algo, rep)
+
+
+def _check_tree_parts(parts: list[bytes], algo: HashAlgo, rep: _Reporter) -> bool:
+    """git's tree checks over the split of a tree by ``_tree_full_re``; False when it does not parse."""
     if any(parts[::4]):
         rep("badTree", "cannot be parsed as a tree")
-        return
+        return False
     modes: list[bytes] = parts[1::4]
     names: list[bytes] = parts[2::4]
     oids: list[bytes] = parts[3::4]
     if not names:
-        return
+        return True
     mode_set = set(modes)
     joined = b"\x00".join(names)
     has_dotgit = False
-    if _SUSPECT_FIRST_RE.search(b"\x00" + joined) is not None or b"\\" in joined:
+    if (_SUSPECT_FIRST_RE.search(joined) is not None or _SUSPECT_NAME.match(names[0]) is not None
+            or b"\\" in joined):
         has_dotgit = _check_special_names(names, modes, rep)
     # reported in git's order (fsck_tree)
-    if _NULL_OIDS.get(algo.rawsz, algo.null_oid()) in oids:
+    if (_NULL_OIDS.get(algo.rawsz) or algo.null_oid()) in oids:
         rep("nullSha1", "contains entries pointing to null sha1")
     has_slash = b"/" in joined
     if has_slash:
@@ -877,6 +907,36 @@ def _check_tree(data: bytes, algo: HashAlgo, rep: _Reporter) -> None:
             rep("treeNotSorted", "not properly sorted")
     if len(joined) > _MAX_TREE_ENTRY_LEN and max(map(len, names)) > _MAX_TREE_ENTRY_LEN:
         rep("largePathname", "contains excessively large pathname")
+    return True
+
+
+def fsck_tree(data: bytes, oid: bytes, algo: HashAlgo, path: str,
+              trees: set[bytes] | None = None, blobs: set[bytes] | None = None) -> tuple[list[Finding], bool]:
+    """``check_object_format`` of a tree and, when it parses, its links added to *trees* and *blobs*
+    (as :func:`tree_links_into` would): one scan of the tree for both.  Returns (findings, parsed)."""
+    rep = _Reporter(OBJ_TREE, oid, path)
+    parts = _tree_full_re(algo.rawsz).split(data)
+    if not _check_tree_parts(parts, algo, rep):
+        return rep.findings, False
+    if trees is not None and blobs is not None:
+        modes = parts[1::4]
+        oids = parts[3::4]
+        kinds = set(modes)
+        if kinds <= _PLAIN_MODES:
+            if _TREE_MODE in kinds:
+                trees.update(compress(oids, map(_TREE_MODE.__eq__, modes)))
+                blobs.update(compress(oids, map(_TREE_MODE.__ne__, modes)))
+            else:
+                blobs.update(oids)
+        else:
+            kind_of = {m: _mode_kind(m) for m in kinds}
+            for m, o in zip(modes, oids, strict=True):
+                k = kind_of[m]
+                if k == _K_TREE:
+                    trees.add(o)
+                elif k == _K_BLOB:
+                    blobs.add(o)
+    return rep.findings, True
 
 
 def check_object_format(obj_type: int, data: bytes, oid: bytes, algo: HashAlgo, path: str) -> list[Finding]:
@@ -897,6 +957,6 @@ def check_object_format(obj_type: int, data: bytes, oid: bytes, algo: HashAlgo, 
 
 __all__ = [
     "OBJ_BLOB", "OBJ_COMMIT", "OBJ_OFS_DELTA", "OBJ_REF_DELTA", "OBJ_TAG", "OBJ_TREE", "TYPE_BY_NAME",
-    "TYPE_NAMES", "Links", "TreeEntries", "check_object_format", "commit_links", "hash_object",
-    "object_header", "object_links", "tag_target", "tree_entries", "tree_links_into", "type_name",
+    "TYPE_NAMES", "Links", "TreeEntries", "check_object_format", "commit_links", "fsck_tree", "hash_object",
+    "object_header", "object_links", "tag_target", "tree_entries", "tree_links_into", "tree_sort_re", "type_name",
 ]
