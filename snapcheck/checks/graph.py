@@ -90,6 +90,8 @@ register(
 )
 
 _CHUNK = 1 << 16  # index names compared per set operation
+# byte -> 1 when it is that object type: a selector over a pack's types at C speed
+_IS_TYPE = {t: bytes(1 if b == t else 0 for b in range(256)) for t in (OBJ_COMMIT, OBJ_TREE, OBJ_BLOB, OBJ_TAG)}
 
 
 @dataclass
@@ -155,7 +157,8 @@ def _unmatched(store: ObjectStore, links: LinkCollector) -> dict[int, set[bytes]
             chunk = split(names[a * rawsz:b * rawsz])
             ts = types[a:b]
             for t in list(rem):
-                rem[t].difference_update(compress(chunk, map(t.__eq__, ts)))
+                # (a set argument is taken faster than an iterator; measured)
+                rem[t].difference_update(set(compress(chunk, ts.translate(_IS_TYPE[t]))))
                 if not rem[t]:
                     del rem[t]
             if not rem:

@@ -737,6 +737,7 @@ def order_by_offset(offs: array[int], given: Sequence[int] | None, *, checked: b
 _ROOT_KINDS = bytes(1 if OBJ_COMMIT <= b <= OBJ_TAG else 0 for b in range(256))
 _DELTA_KINDS = bytes(1 if b in (OBJ_OFS_DELTA, OBJ_REF_DELTA) else 0 for b in range(256))
 _ZERO_IS_ONE = bytes(1 if b == 0 else 0 for b in range(256))
+_NOT_BLOB = bytes(0 if b == OBJ_BLOB else 1 for b in range(256))
 _TYPE_WORDS = {t: type_name(t).encode() for t in (OBJ_COMMIT, OBJ_TREE, OBJ_BLOB, OBJ_TAG)}
 # below this many objects a pass runs in one process (a fork costs a few milliseconds)
 PARALLEL_MIN_OBJECTS = 20_000
@@ -768,7 +769,8 @@ def _or_into(dst: bytearray, src: bytes) -> None:
 
 
 _RELEASE_EVERY = 64 << 20  # bytes of a mapped pack read between two page releases (peak RSS bound)
-_RESIDENT_CHECK = 2048  # objects read between two looks at the resident set
+_RESIDENT_CHECK = 2048  # objects read between two looks at the resident set ...
+_RESIDENT_BYTES = 16 << 20  # ... or raw bytes read
 _RESIDENT_MAX = 64 << 20  # mapped file pages allowed to stay resident
 
 
@@ -847,7 +849,7 @@ class _PackPass:
         self._hnew: Callable[[bytes], Any] = getattr(hashlib, algo.name, algo.new)
         self.crcs: Any = None
         self.crc_done = bytearray()
-        self._read = [0]
+        self._read = [0, 0]  # objects and raw bytes read since the resident set was last looked at
 
     # findings ---------------------------------------------------------------------------------
     def _oid(self, p: int) -> bytes:
@@ -1154,8 +1156,9 @@ class _PackPass:
             off = soffs[p]
             stop = soffs[p + 1] if p + 1 < n else end
             read[0] += 1
-            if read[0] >= _RESIDENT_CHECK:
-                read[0] = 0
+            read[1] += stop - off
+            if read[0] >= _RESIDENT_CHECK or read[1] >= _RESIDENT_BYTES:
+                read[0] = read[1] = 0
                 if _mapped_resident() > _RESIDENT_MAX:
                     release_pages(buf)
             if crcs is not None:
@@ -1200,9 +1203,9 @@ class _PackPass:
                         counts[OBJ_TREE] += 1
                     else:
                         unparseable.append((name(i), typ, label))
-                else:  # ids sorted by kind by the pattern; None for the other kind (dropped later)
-                    trees.update(parts[1::4])
-                    blobs.update(parts[2::4])
+                else:  # ids sorted by kind by the pattern (None for the other kind)
+                    trees.update(filter(None, parts[1::4]))
+                    blobs.update(filter(None, parts[2::4]))
                     counts[OBJ_TREE] += 1
             elif not add(typ, data):
                 unparseable.append((name(i), typ, label))
@@ -1372,25 +1375,28 @@ class _PackPass:
 
     # sharing the work out ---------------------------------------------------------------------
     def _split(self, roots: list[int]) -> list[list[int]]:
-        """The roots in contiguous runs of about equal weight, several per job (the processes take
-        runs from a queue, so one slow run does not hold the others up).  The weight of a delta tree:
-        the raw bytes of its entries plus a per-object cost (at ``standard`` a blob tree is only
-        typed, so it weighs little)."""
+        """The roots in contiguous runs of about equal weight, 16 per job (the processes take runs from
+        a queue, so uneven runs even out).  A delta tree weighs its objects (a per-object cost) and,
+        at ``full``, the raw bytes of its entries too; at ``standard`` a blob tree is only typed and
+        weighs next to nothing."""
+        runs = min(16 * self.jobs, len(roots), 255)
+        if self.jobs < 2 or runs < 2:
+            return [roots]
         n, soffs, kind, base = self.n, self.soffs, self.kind, self.base
-        ends = itertools.chain(itertools.islice(soffs, 1, None), (self.end,))
-        per_object = 2000 if self.full else 4000  # ~ a tree's cost in compressed bytes inflated
-        w = array("q", map(per_object.__add__, map(operator.sub, ends, soffs)))
+        if self.full:
+            bounds = soffs + array("Q", [self.end])
+            w = array("q", map((2000).__add__, map(operator.sub, itertools.islice(bounds, 1, None), soffs)))
+        else:
+            w = array("q", [1]) * n
         for p in reversed(list(itertools.compress(range(n), kind.translate(_DELTA_KINDS)))):
             b = base[p]
             if b >= 0:
                 w[b] += w[p]
-        if self.full:
-            weights = [w[r] for r in roots]
-        else:
-            weights = [(w[r] >> 7) if kind[r] == OBJ_BLOB else w[r] for r in roots]
+        weights = list(map(w.__getitem__, roots))
+        if not self.full:  # blob trees: next to nothing
+            weights = list(map(operator.mul, weights, bytes(map(kind.__getitem__, roots)).translate(_NOT_BLOB)))
         total = sum(weights)
-        runs = min(8 * self.jobs, len(roots), 255)
-        if self.jobs < 2 or runs < 2 or total <= 0:
+        if total <= 0:
             return [roots]
         acc = list(itertools.accumulate(weights))
         groups: list[list[int]] = []
@@ -1440,9 +1446,9 @@ class _PackPass:
                     os._exit(code)
             os.close(w)
             children.append((pid, r))
-        done: set[int] = set()
+        found: dict[int, list[Finding]] = {}  # findings by run: reported in run order, as one process would
         try:
-            done.update(self._take(groups, qr))
+            found.update(self._take(groups, qr))
         finally:
             os.close(qr)
         for pid, r in children:
@@ -1458,24 +1464,31 @@ class _PackPass:
             except Exception:  # a garbled result: its runs are redone below
                 continue
             self._merge(res)
-            done.update(res["runs"])
+            found.update(res["runs"])
         for k, g in enumerate(groups):
-            if k not in done:
+            if k not in found:
+                mark = len(self.findings)
                 self._resolve(g)
+                found[k] = self.findings[mark:]
+                del self.findings[mark:]
+        for k in sorted(found):
+            self.findings.extend(found[k])
 
-    def _take(self, groups: list[list[int]], queue: int) -> list[int]:
-        """Resolve runs read one by one from the *queue* pipe until it is empty; their numbers."""
-        taken: list[int] = []
+    def _take(self, groups: list[list[int]], queue: int) -> dict[int, list[Finding]]:
+        """Resolve runs read one by one from the *queue* pipe until it is empty; the findings of each
+        (taken out of ``findings``), by run number."""
+        taken: dict[int, list[Finding]] = {}
         while True:
             b = os.read(queue, 1)
             if not b:
                 return taken
+            mark = len(self.findings)
             self._resolve(groups[b[0]])
-            taken.append(b[0])
+            taken[b[0]] = self.findings[mark:]
+            del self.findings[mark:]
 
     def _share(self, groups: list[list[int]], queue: int) -> bytes:
         """In a worker: resolve runs from the queue and return what the parent merges (pickled)."""
-        mark = len(self.findings)
         self.inflated = 0
         if self.links is not None:
             self.links = LinkCollector(self.algo)
@@ -1484,7 +1497,7 @@ class _PackPass:
             self.links.drop_none()
         out: dict[str, Any] = {
             "runs": runs, "types": bytes(self.types), "failed": bytes(self.failed), "crc": bytes(self.crc_done),
-            "findings": self.findings[mark:], "inflated": self.inflated,
+            "inflated": self.inflated,
             "links": self.links.export() if self.links is not None else None,
         }
         data: bytes = _pickle().dumps(out, protocol=-1)
@@ -1495,7 +1508,6 @@ class _PackPass:
         _or_into(self.failed, res["failed"])
         if self.crc_done:
             _or_into(self.crc_done, res["crc"])
-        self.findings.extend(res["findings"])
         self.inflated += res["inflated"]
         if self.links is not None and res["links"] is not None:
             self.links.merge(res["links"])

@@ -37,6 +37,8 @@ modes, tags without a tagger).
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from dataclasses import dataclass, field
 from itertools import compress
@@ -880,9 +882,10 @@ def _check_tree_parts(parts: list[bytes], algo: HashAlgo, rep: _Reporter) -> boo
     has_slash = b"/" in joined
     if has_slash:
         rep("fullPathname", "contains full pathnames")
-    if b"." in names:
+    nameset = set(names)
+    if b"." in nameset:
         rep("hasDot", "contains '.'")
-    if b".." in names:
+    if b".." in nameset:
         rep("hasDotdot", "contains '..'")
     if has_dotgit:
         rep("hasDotgit", "contains '.git'")
@@ -895,9 +898,15 @@ def _check_tree_parts(parts: list[bytes], algo: HashAlgo, rep: _Reporter) -> boo
         if any(v not in _GOOD_MODES for v in raw.values()):
             rep("badFilemode", "contains bad file modes")
         term = {m: (b"/" if (v & _S_IFMT) == _S_IFDIR else b"\x00") for m, v in raw.items()}
-    # path order: a directory sorts as "name/", anything else as "name\0"; equal names are duplicates
-    keys = list(map(bytes.__add__, names, map(term.__getitem__, modes)))
-    if has_slash or keys != sorted(keys) or len(set(names)) != len(names):
+    # path order: a directory sorts as "name/", anything else as "name\0"; equal names are duplicates.
+    # Without directories every name gets the same "\0" (which no name holds), so strictly increasing
+    # names say both "sorted" and "no duplicates"
+    if all(term[m] != b"/" for m in mode_set):
+        suspect = has_slash or not all(map(operator.lt, names, itertools.islice(names, 1, None)))
+    else:
+        keys = list(map(bytes.__add__, names, map(term.__getitem__, modes)))
+        suspect = has_slash or keys != sorted(keys) or len(nameset) != len(names)
+    if suspect:
         # something is off (or names hold '/', where the fast comparison is not git's): decide
         # the codes with git's own pairwise algorithm
         unsorted, dups = _verify_order_exact(names, [raw[m] for m in modes])
