@@ -42,10 +42,15 @@ class Measure:
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     rcs: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds of the process tree
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else 0.0
 
     @property
     def peak_mib(self) -> float:
@@ -77,8 +82,9 @@ class Row:
         return self.ratio >= bound if self.target.startswith("≥") else self.ratio <= bound
 
 
-def run_once(cmd: list[str], *, shell: bool = False) -> tuple[float, int, int]:
-    """Run a command; return (seconds, peak RSS in KiB of the process tree's largest member, exit code)."""
+def run_once(cmd: list[str], *, shell: bool = False) -> tuple[float, int, int, float]:
+    """Run a command; return (seconds, peak RSS in KiB of the process tree's largest member, exit code,
+    CPU seconds of the tree: user + system, the waited-for children included)."""
     t0 = time.perf_counter()
     if shell:
         p = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd[0]], stdout=subprocess.DEVNULL,
@@ -88,7 +94,7 @@ def run_once(cmd: list[str], *, shell: bool = False) -> tuple[float, int, int]:
     _pid, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, int(usage.ru_maxrss), p.returncode
+    return elapsed, int(usage.ru_maxrss), p.returncode, usage.ru_utime + usage.ru_stime
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -189,25 +195,27 @@ def measure(rows: list[Row], runs: int) -> None:
         for i in range(runs):
             for label, cmd, m, shell in (("snapcheck", row.snap_cmd, row.snap, False),
                                          ("reference", row.ref_cmd, row.ref, row.shell)):
-                secs, rss, rc = run_once(cmd, shell=shell)
+                secs, rss, rc, cpu = run_once(cmd, shell=shell)
                 m.seconds.append(secs)
                 m.rss_kib.append(rss)
                 m.rcs.append(rc)
-                print(f"  {row.name:18} run {i + 1}/{runs} {label:9} {secs:7.2f} s  {rss / 1024:7.1f} MiB  rc={rc}",
-                      file=sys.stderr)
+                m.cpu.append(cpu)
+                print(f"  {row.name:18} run {i + 1}/{runs} {label:9} {secs:7.2f} s  cpu {cpu:6.2f} s  "
+                      f"{rss / 1024:7.1f} MiB  rc={rc}", file=sys.stderr)
 
 
 def table(rows: list[Row], paths: dict[str, Path]) -> str:
     lines = [
-        "| row | snapcheck median | reference | reference median | ratio | target | met | snapcheck peak RSS "
-        "| reference peak RSS | snapcheck exit codes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | snapcheck median | reference | reference median | ratio | target | met | snapcheck CPU "
+        "| reference CPU | snapcheck peak RSS | reference peak RSS | snapcheck exit codes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r.ratio:.2f}×" + (" throughput" if r.kind == "throughput" else "")
-        lines.append(f"| {r.name} | {r.snap.median:.2f} s | `{r.ref_label}` | {r.ref.median:.2f} s | {ratio} | {r.target} | "
-                     f"{'yes' if r.met else 'no'} | {r.snap.peak_mib:.0f} MiB | {r.ref.peak_mib:.0f} MiB | "
-                     f"{sorted(set(r.snap.rcs))} |")
+        label = r.ref_label.replace("|", "\\|")  # a pipe would end the table cell
+        lines.append(f"| {r.name} | {r.snap.median:.2f} s | `{label}` | {r.ref.median:.2f} s | {ratio} | {r.target} | "
+                     f"{'yes' if r.met else 'no'} | {r.snap.cpu_median:.2f} s | {r.ref.cpu_median:.2f} s | "
+                     f"{r.snap.peak_mib:.0f} MiB | {r.ref.peak_mib:.0f} MiB | {sorted(set(r.snap.rcs))} |")
     return "\n".join(lines)
 
 

@@ -365,3 +365,58 @@ def test_tree_order_checks_agree_with_gits_algorithm(entries: list[tuple[bytes, 
     unsorted, dups = _verify_order_exact([n for _m, n in entries], [_raw_mode(m) for m, _n in entries])
     assert ("treeNotSorted" in got) == unsorted
     assert ("duplicateEntries" in got) == dups
+
+
+@pytest.mark.parametrize("damage", [False, True])
+def test_streamed_pack_spooled_by_a_thread(mirror_copy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path, damage: bool) -> None:
+    """An archive's pack hashed and spooled by a second thread gives the report the reading thread
+    alone gives (sound, and with a damaged pack)."""
+    from archives import cachew_archive
+
+    repo = mirror_copy("gc_bitmaps")
+    if damage:
+        _flip_object(repo)
+    archive = tmp_path / "a.tar.zst"
+    archive.write_bytes(cachew_archive(repo))
+    reports = []
+    for limit in (1 << 60, 0):
+        monkeypatch.setattr(collector_mod, "BACKGROUND_HASH_MIN", limit)
+        reports.append(verify(archive, VerifyOptions()))
+    inline, threaded = reports
+    assert _key(threaded.findings) == _key(inline.findings)
+    assert ("packChecksumMismatch" in inline.codes()) == damage
+    assert inline.verdict == ("corrupt" if damage else "sound")
+
+
+def test_spool_thread_errors_reach_the_reader() -> None:
+    """A failing spool write (disk full) in the second thread is raised in the reading thread as the
+    SourceError the inline path raises; a failing read stops the thread too."""
+    import io
+
+    from snapcheck.errors import SourceError
+    from snapcheck.gitformats.pack import PackStreamChecker
+
+    class Full(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    data = io.BytesIO(b"PACK" + bytes(8 << 20))
+    with pytest.raises(SourceError, match="No space left"):
+        collector_mod._pump(data, PackStreamChecker("objects/pack/x.pack", SHA1, hash_content=True),
+                            Full(), Path("spool"), threaded=True)
+
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: Any) -> int:
+            raise SourceError("connection lost")
+
+    sink = io.BytesIO()
+    with pytest.raises(SourceError, match="connection lost"):
+        collector_mod._pump(Broken(), PackStreamChecker("objects/pack/x.pack", SHA1, hash_content=True),
+                            sink, Path("spool"), threaded=True)

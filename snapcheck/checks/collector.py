@@ -85,8 +85,9 @@ HELD_BINARIES = {"objects/pack/multi-pack-index", "objects/info/commit-graph"}
 
 
 class PendingHash:
-    """A pack of a directory source being hashed by a background thread (one ``hashlib`` call over the
-    mapped file, which releases the GIL throughout) while the other checks run; :meth:`result` joins it."""
+    """A pack of a directory source being hashed by a background thread (one ``hashlib`` call per 64 MiB
+    slice of the mapped file, each releasing the GIL throughout) while the other checks run;
+    :meth:`result` joins it and gives the summary and findings the inline hash would have given."""
 
     def __init__(self, checker: PackStreamChecker, buf: Any, size: int) -> None:
         self._checker = checker
@@ -123,6 +124,62 @@ class PendingHash:
 # packs of a directory source at least this large are hashed in the background (see PendingHash)
 BACKGROUND_HASH_MIN = 32 << 20
 _HASH_SLICE = 64 << 20  # bytes hashed per call (one GIL release each) before the pages are let go
+
+
+def _pump(stream: BinaryIO, checker: PackStreamChecker, out: BinaryIO | None, spool_path: Path | None, *,
+          threaded: bool) -> int:
+    """Read a streamed pack to its end, hashing it (*checker*) and spooling it (*out*).  *threaded*: a
+    second thread hashes and writes while this one reads — hashlib and file writes release the GIL,
+    and the spool write of a large pack is the slowest of the three (decompression holds the GIL)."""
+
+    def sink(b: bytes) -> None:
+        checker.feed(b)
+        if out is not None:
+            try:
+                out.write(b)
+            except OSError as e:  # disk full: the environment, not the data (exit 3)
+                raise SourceError(f"cannot write spool file {spool_path}: {e.strerror or e}") from e
+
+    n = 0
+    if not threaded:
+        while True:
+            b = stream.read(CHUNK)
+            if not b:
+                return n
+            n += len(b)
+            sink(b)
+    import queue
+    import threading
+
+    q: queue.Queue[bytes | None] = queue.Queue(maxsize=16)  # at most 16 chunks in flight
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        while True:
+            b = q.get()
+            if b is None:
+                return
+            if not errors:
+                try:
+                    sink(b)
+                except BaseException as e:  # handed to the reading thread; keep draining
+                    errors.append(e)
+
+    t = threading.Thread(target=consume, name="snapcheck-pack-spool", daemon=True)
+    t.start()
+    try:
+        while not errors:
+            b = stream.read(CHUNK)
+            if not b:
+                break
+            n += len(b)
+            q.put(b)
+    finally:
+        q.put(None)
+        t.join()
+    if errors:
+        raise errors[0]
+    return n
 
 
 @dataclass
@@ -473,17 +530,7 @@ class Collector:
                 spool_path, out = self.spool.new_file(entry.path)
             n = 0
             try:
-                while True:
-                    b = entry.stream.read(CHUNK)
-                    if not b:
-                        break
-                    n += len(b)
-                    checker.feed(b)
-                    if out is not None:
-                        try:
-                            out.write(b)
-                        except OSError as e:  # disk full: the environment, not the data (exit 3)
-                            raise SourceError(f"cannot write spool file {spool_path}: {e.strerror or e}") from e
+                n = _pump(entry.stream, checker, out, spool_path, threaded=entry.size >= BACKGROUND_HASH_MIN)
             finally:
                 if out is not None:
                     try:
