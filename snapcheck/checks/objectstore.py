@@ -41,7 +41,6 @@ import mmap
 import operator
 import os
 import re
-import zlib
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +63,7 @@ from ..gitformats.objects import (
     tree_sort_re,
     type_name,
 )
+from ..gitformats.zlibimpl import zlib
 from ..report import Finding, Severity, finding, register
 
 _rust_apply_delta: Callable[[bytes, bytes], list[bytes]] | None = None

@@ -22,11 +22,11 @@ than it claims plus one byte).
 from __future__ import annotations
 
 import re
-import zlib
 
 from ..report import Finding, Severity, finding, register
 from .common import Buffer, HashAlgo
 from .objects import TYPE_BY_NAME, TYPE_NAMES
+from .zlibimpl import zlib
 
 register(
     "looseObject",
