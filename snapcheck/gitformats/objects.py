@@ -919,30 +919,30 @@ def _check_tree_parts(parts: list[bytes], algo: HashAlgo, rep: _Reporter) -> boo
     return True
 
 
-# A tree no rule of git's fsck can object to, bar its order: only the four modes git writes, no name
-# that could be '.', '..', hold '/' or '\\', or start like anything _check_special_names looks at.
-# A fullmatch at C speed, no object per entry; anything else takes the exact path.
-_CLEAN_TREE_RE: dict[int, re.Pattern[bytes]] = {}
-_PLAIN_SPLIT_RE: dict[int, re.Pattern[bytes]] = {}
+# One entry of a tree no rule of git's fsck can object to, bar its order: one of the four modes git
+# writes, a name that cannot be '.' or '..', holds no '/' or '\\' and does not start like anything
+# _check_special_names looks at.  ``split`` with it leaves an empty gap between entries exactly when
+# every entry is such an entry (a gap holds whatever did not match); anything else takes the exact path.
+_CLEAN_SPLIT_RE: dict[int, re.Pattern[bytes]] = {}
 
 
-def _clean_tree_re(rawsz: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    p = _CLEAN_TREE_RE.get(rawsz)
+def _clean_split_re(rawsz: int) -> re.Pattern[bytes]:
+    p = _CLEAN_SPLIT_RE.get(rawsz)
     if p is None:
-        entry = (rb"(?:40000|100644|100755|120000) (?!" + _SUSPECT_BODY
-                 + (rb")(?!\.\.?\x00)[^\x00/\\]+\x00.{%d}" % rawsz))
-        p = _CLEAN_TREE_RE[rawsz] = re.compile(rb"(?:%s)*" % entry, re.S)
-        _PLAIN_SPLIT_RE[rawsz] = re.compile(rb"(40000|100644|100755|120000) ([^\x00]+)\x00(.{%d})" % rawsz, re.S)
-    return p, _PLAIN_SPLIT_RE[rawsz]
+        p = _CLEAN_SPLIT_RE[rawsz] = re.compile(
+            rb"(40000|100644|100755|120000) (?!" + _SUSPECT_BODY
+            + (rb")(?!\.\.?\x00)([^\x00/\\]+)\x00(.{%d})" % rawsz), re.S)
+    return p
 
 
 def _fsck_clean_tree(data: bytes, rawsz: int, trees: set[bytes] | None, blobs: set[bytes] | None) -> bool:
     """The common case of :func:`fsck_tree`: True when *data* is a tree git's fsck has nothing to say
     about (its links then added), False when the exact path must decide (nothing added)."""
-    clean, split = _clean_tree_re(rawsz)
-    if _NULL_OIDS[rawsz] in data or clean.fullmatch(data) is None:
+    if _NULL_OIDS[rawsz] in data:
         return False
-    parts = split.split(data)
+    parts = _clean_split_re(rawsz).split(data)
+    if any(parts[::4]):
+        return False
     modes: list[bytes] = parts[1::4]
     names: list[bytes] = parts[2::4]
     oids: list[bytes] = parts[3::4]
