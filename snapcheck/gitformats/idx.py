@@ -42,6 +42,7 @@ import operator
 import struct
 import sys
 from array import array
+from collections.abc import Iterable
 from typing import Any
 
 from ..report import Finding, Severity, finding, register
@@ -103,7 +104,10 @@ _LITTLE = sys.byteorder == "little"
 _MSB_TABLE = bytes(1 if b & 0x80 else 0 for b in range(256))
 _NAME_CHUNK = 4096  # names compared per struct unpack
 _SORT_CHUNK = 1 << 20  # offsets sorted per chunk when checking for duplicates
+_BUCKET_SCAN_MAX = 1 << 16  # fan-out buckets up to this many bytes of names are searched with find()
 _structs: dict[tuple[int, int, int], struct.Struct] = {}
+# u32s can be widened to u64s by copying them into every other u32 ('I' is 4 bytes, 'Q' 8)
+_NATIVE_WIDEN = array("I").itemsize == 4 and array("Q").itemsize == 8
 
 
 def _names_struct(rawsz: int, skip: int, count: int) -> struct.Struct:
@@ -130,6 +134,12 @@ def _u32_array(mv: memoryview) -> array[int]:
 
 def _widen_u32_be(raw: memoryview, n: int, stride: int = 4) -> array[int]:
     """*n* big-endian u32s, one every *stride* bytes of *raw*, as one array('Q') (byte shuffles at C speed)."""
+    if stride == 4 and n and _NATIVE_WIDEN:
+        # contiguous: byte-swap them as u32s, then copy them into every other u32 of the result
+        res = array("Q", [0]) * n
+        halves = memoryview(res).cast("B").cast("I")
+        halves[0 if _LITTLE else 1::2] = _u32_array(raw[: 4 * n])
+        return res
     out = bytearray(8 * n)
     if n:
         for k in range(4):
@@ -145,9 +155,9 @@ class PackIndex:
     """A parsed pack index: a view over the file's bytes (nothing per entry is materialised)."""
 
     __slots__ = (
-        "_crc_off", "_data", "_distinct", "_fanout", "_large_off", "_mv", "_names_cache", "_names_off",
-        "_nlarge", "_off_off", "_stride", "algo", "checksum_verified", "count", "idx_checksum", "pack_checksum",
-        "version",
+        "_bounds", "_crc_off", "_data", "_distinct", "_fanout", "_large_off", "_mv", "_names_cache", "_names_off",
+        "_nlarge", "_off_off", "_offsets", "_stride", "algo", "checksum_verified", "count", "idx_checksum",
+        "pack_checksum", "version",
     )
 
     def __init__(self, mv: memoryview, data: Any, algo: HashAlgo, version: int,
@@ -168,6 +178,9 @@ class PackIndex:
         self._names_cache: bytes | None = None
         # True once the offsets are known to be pairwise distinct (a verified .rev proves it for free)
         self._distinct: bool | None = None
+        # (smallest, largest) offset, once known (a verified .rev gives them for free)
+        self._bounds: tuple[int, int] | None = None
+        self._offsets: array[int] | None = None  # offsets(), computed once
         if version == 1:
             self._names_off = 1024 + 4
             self._stride = h + 4
@@ -230,6 +243,40 @@ class PackIndex:
     def __contains__(self, oid: bytes) -> bool:
         return self.find(oid) is not None
 
+    def find_many(self, oids: Iterable[bytes]) -> dict[bytes, int]:
+        """Positions of those *oids* the index lists, in bulk: each id is searched for in its fan-out
+        bucket's names with one substring search at C speed (a hit counts only at a name boundary);
+        buckets larger than ``_BUCKET_SCAN_MAX`` bytes use :meth:`find` (binary search)."""
+        out: dict[bytes, int] = {}
+        h = self.algo.rawsz
+        fan = self._fanout
+        data: Any = self._data
+        base = self._names_off
+        if self._stride != h or not isinstance(data, (bytes, mmap.mmap)):
+            data = self.names_view().tobytes()  # v1 (names interleaved with offsets) or a plain view
+            base = 0
+        for o in set(oids):
+            if len(o) != h:
+                continue
+            first = o[0]
+            lo = fan[first - 1] if first else 0
+            hi = fan[first]
+            if hi <= lo:
+                continue
+            if (hi - lo) * h > _BUCKET_SCAN_MAX:
+                i = self.find(o)
+                if i is not None:
+                    out[o] = i
+                continue
+            start = base + lo * h
+            end = base + hi * h
+            pos = data.find(o, start, end)
+            while pos >= 0 and (pos - start) % h:
+                pos = data.find(o, pos + 1, end)
+            if pos >= 0:
+                out[o] = lo + (pos - start) // h
+        return out
+
     def offset(self, i: int) -> int:
         """Pack offset of the *i*-th object (64-bit offsets resolved)."""
         self._check(i)
@@ -254,7 +301,29 @@ class PackIndex:
         return _u32_array(self._mv[self._crc_off: self._crc_off + 4 * self.count])
 
     def offsets(self) -> array[int]:
-        """All pack offsets in index order, as one array('Q')."""
+        """All pack offsets in index order, as one array('Q').  Computed once and shared by every caller:
+        do not modify it."""
+        res = self._offsets
+        if res is None:
+            res = self._offsets = self._compute_offsets()
+        return res
+
+    def offsets_u32(self) -> array[int] | None:
+        """All pack offsets in index order as one native array('I') (a byte swap of the table, no
+        widening) when the index is v2 and has no 64-bit offsets, else None (use :meth:`offsets`)."""
+        if self.version != 2 or self._nlarge or not _NATIVE_WIDEN:
+            return None
+        return _u32_array(self._mv[self._off_off: self._off_off + 4 * self.count])
+
+    def offset_bounds(self) -> tuple[int, int]:
+        """(smallest, largest) pack offset; the index must list at least one object."""
+        b = self._bounds
+        if b is None:
+            offs = self.offsets()
+            b = self._bounds = (min(offs), max(offs))
+        return b
+
+    def _compute_offsets(self) -> array[int]:
         n = self.count
         if self.version == 1:
             return _widen_u32_be(self._mv[self._off_off: self._off_off + n * self._stride], n, self._stride)
@@ -285,6 +354,7 @@ class PackIndex:
         """Drop the views on the underlying buffer (so an mmap can be closed). The index is unusable after."""
         self._mv.release()
         self._data = b""
+        self._offsets = None
 
 
 def pack_path_for(path: str) -> str:
@@ -525,10 +595,10 @@ def check_idx_against_pack(idx: PackIndex, path: str, *, pack_path: str, pack_co
             f"{path}: records pack checksum {idx.pack_checksum.hex()} but {pack_path} ends with "
             f"{bytes(pack_trailer).hex()}; git: error: packfile {pack_path} does not match index"))
     if pack_size is not None and idx.count:
-        offsets = idx.offsets()
         lo, hi = 12, pack_size - h
-        if min(offsets) < lo or max(offsets) >= hi:
-            i, off = _first_bad_offset(offsets, lo, hi)
+        first, last = idx.offset_bounds()
+        if first < lo or last >= hi:
+            i, off = _first_bad_offset(idx.offsets(), lo, hi)
             what = ("before the end of the 12-byte pack header" if off < lo else
                     f"at or beyond the pack trailer (object data ends at {max(hi, 0)})")
             out.append(finding(
@@ -540,11 +610,11 @@ def check_idx_against_pack(idx: PackIndex, path: str, *, pack_path: str, pack_co
                 check_distinct = not idx.checksum_verified
             dup = None
             if check_distinct and not idx._distinct:
-                dup = _find_duplicate(offsets)
+                dup = _find_duplicate(idx.offsets())
                 idx._distinct = dup is None
             if dup is not None:
                 who = [idx.name(i).hex() for i in itertools.islice(
-                    itertools.compress(range(idx.count), map(dup.__eq__, offsets)), 2)]
+                    itertools.compress(range(idx.count), map(dup.__eq__, idx.offsets())), 2)]
                 out.append(finding(
                     "idxDuplicateOffset", path,
                     f"{path}: objects {' and '.join(who)} both claim offset {dup} in {pack_path}; "
