@@ -9,7 +9,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
 
@@ -110,7 +110,25 @@ def _render(report: Report, fmt: str, quiet: bool) -> str:
     return FORMATS[fmt](report)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; ``audit`` (a module of its own, with its own imports) is loaded only when it is
+    named or listed, so that ``snapcheck verify`` does not import it."""
+
+    _LAZY: ClassVar[dict[str, tuple[str, str]]] = {"audit": ("snapcheck.commands.audit", "audit_command")}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._LAZY:
+            module, attr = self._LAZY[cmd_name]
+            import importlib
+
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._LAZY))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snapcheck")
 def main() -> None:
     """Verify, archive, restore and audit git mirror snapshots."""
@@ -301,15 +319,6 @@ def demo(directory: str) -> None:
 
     run_guarded(body)
 
-
-def _register_audit() -> None:
-    # the audit command module builds on the helpers above, so it is attached after them
-    from .commands.audit import audit_command
-
-    main.add_command(audit_command, "audit")
-
-
-_register_audit()
 
 if __name__ == "__main__":
     main()

@@ -11,24 +11,25 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .checks.blobs import Spool
-from .checks.collector import Collector
-from .checks.layout import RootFinder
-from .checks.objectcheck import check_objects
-from .checks.policy import check_policy
-from .checks.repository import RepoModel as RepositoryModel
-from .checks.repository import RepositoryChecks
+from .checks.collector import MANIFEST, Collector
 from .errors import SourceError, UsageError
-from .manifest import MANIFEST_PATH, Manifest, compare_manifest
 from .options import VerifyOptions
 from .report import Finding, Report, Summary, finding
 from .sources.base import Entry
-from .sources.compression import DecompressedStream
 from .sources.directory import walk_directory
-from .sources.progress import ProgressReader, wants_progress
-from .sources.tar import TarStream
+
+if TYPE_CHECKING:
+    from .checks.layout import RootFinder
+    from .checks.repository import RepoModel as RepositoryModel
+
+# The modules of the later phases (repository checks, object phase, policy, manifest) and of archive
+# sources (tar, compression) are imported where they are first needed: a directory's pack starts
+# hashing in the background (checks.collector) while they load, and a directory verify never loads
+# the archive machinery.
+MANIFEST_PATH = MANIFEST  # == snapcheck.manifest.MANIFEST_PATH
 
 
 def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embedded: bool | None = None,
@@ -53,6 +54,10 @@ def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embed
         if report.incomplete or (root_finder is not None and root_finder.root is None):
             return _finish(report, collector, started)
         embedded_git = bool(embedded) or bool(root_finder is not None and root_finder.embedded)
+        from .checks.objectcheck import check_objects
+        from .checks.policy import check_policy
+        from .checks.repository import RepositoryChecks
+
         checks = RepositoryChecks(collector.collected, options)
         model = checks.run()
         report.add(checks.findings)
@@ -84,6 +89,8 @@ def _run(target: str, entries: Iterable[Entry], options: VerifyOptions, *, embed
 
 def _check_manifest(collector: Collector, model: RepositoryModel) -> list[Finding]:
     """Archives made by snapcheck carry a manifest as their last member: refs and files must match it."""
+    from .manifest import Manifest, compare_manifest
+
     c = collector.collected
     data = c.texts.get(MANIFEST_PATH)
     if data is None:
@@ -127,6 +134,8 @@ def verify_directory(path: str | os.PathLike[str], options: VerifyOptions | None
 def verify_stream(stream: BinaryIO, options: VerifyOptions | None = None, *, label: str = "-") -> Report:
     """Verify an archive (tar, tar.zst, tar.gz) read forward-only from *stream*."""
     options = options or VerifyOptions()
+    from .sources.progress import ProgressReader, wants_progress
+
     source_findings: list[Finding] = []
     progress = None
     if wants_progress(options.quiet):
@@ -150,6 +159,10 @@ def _size_of(stream: object) -> int | None:
 
 
 def _verify_archive(stream: BinaryIO, options: VerifyOptions, label: str, source_findings: list[Finding]) -> Report:
+    from .checks.layout import RootFinder
+    from .sources.compression import DecompressedStream
+    from .sources.tar import TarStream
+
     dec = DecompressedStream(stream, limits=options.limits, findings=source_findings, label=label)
     tar = TarStream(dec, limits=options.limits, findings=source_findings, label=label)
     finder = RootFinder()

@@ -23,6 +23,7 @@ from test_objectstore import CONFIGS, load_packs, repo_algo, source
 import snapcheck.checks.collector as collector_mod
 import snapcheck.checks.objectcheck as objectcheck
 import snapcheck.checks.objectstore as objectstore
+import snapcheck.gitformats.idx as idxmod
 from snapcheck.checks.graph import BitmapCoverage, _ewah_int
 from snapcheck.checks.objectstore import (
     LinkCollector,
@@ -283,6 +284,7 @@ def test_find_many_agrees_with_find(mirrors: Callable[[str], Path], monkeypatch:
     want = {o: idx.find(o) for o in present + absent + shifted}
     for limit in (objectstore._BUCKET_SCAN_MAX, 0):  # the substring search, and idx.find for big buckets
         monkeypatch.setattr(objectstore, "_BUCKET_SCAN_MAX", limit)
+        monkeypatch.setattr(idxmod, "_BUCKET_SCAN_MAX", limit)
         got = find_many(idx, want)
         assert got == {o: i for o, i in want.items() if i is not None}
 

@@ -14,13 +14,10 @@ from __future__ import annotations
 import hashlib
 import mmap
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import SourceError
-from ..gitformats import loose_refs as _loose_refs  # noqa: F401  (registers looseRefTooLarge)
-from ..gitformats import packed_refs as _packed_refs  # noqa: F401  (registers packedRefsLineTooLong)
 from ..gitformats.common import HashAlgo, algo_for_hexlen
 from ..gitformats.pack import PackStreamChecker, PackSummary
 from ..options import VerifyOptions
@@ -70,6 +67,17 @@ RE_MIDX_AUX = re.compile(rf"^objects/pack/multi-pack-index-(?P<hex>{_HEX}{{40}}|
 RE_LOOSE = re.compile(rf"^objects/(?P<a>{_HEX}{{2}})/(?P<b>{_HEX}{{38}}|{_HEX}{{62}})$")
 RE_GRAPH = re.compile(rf"^objects/info/commit-graphs/graph-(?P<hex>{_HEX}{{40}}|{_HEX}{{64}})\.graph$")
 RE_REFTABLE = re.compile(r"^reftable/[^/]+\.ref$")
+
+
+
+def _ref_finding(code: str, path: str, message: str) -> Finding:
+    """A finding whose code the ref parsers register (``headTooLarge``, ``looseRefTooLarge``,
+    ``packedRefsLineTooLong``): they are imported here, when one is first needed, so that a directory's
+    pack starts hashing before they load (the repository phase needs them anyway)."""
+    from ..gitformats import loose_refs, packed_refs  # noqa: F401  (register the codes)
+
+    return finding(code, path, message)
+
 
 # Files up to this size get a sha256 (for the manifest); larger ones carry their own checksums.
 DIGEST_MAX = 1 << 20
@@ -182,18 +190,22 @@ def _pump(stream: BinaryIO, checker: PackStreamChecker, out: BinaryIO | None, sp
     return n
 
 
-@dataclass
 class PackRecord:
-    hexname: str
-    summary: PackSummary | None = None  # provisional (hash not yet known) while ``pending`` is set
-    pack: Held | None = None  # kept only when the level needs object data
-    idx: Held | None = None
-    rev: Held | None = None
-    mtimes: Held | None = None
-    bitmap: Held | None = None
-    keep: bool = False
-    promisor: bool = False
-    pending: PendingHash | None = None  # the whole-file hash, still running: Collected.finish_hashing()
+    """One pack's files (plain class: no per-import dataclass generation on the verify path)."""
+
+    __slots__ = ("bitmap", "hexname", "idx", "keep", "mtimes", "pack", "pending", "promisor", "rev", "summary")
+
+    def __init__(self, hexname: str) -> None:
+        self.hexname = hexname
+        self.summary: PackSummary | None = None  # provisional (hash not yet known) while ``pending`` is set
+        self.pack: Held | None = None  # kept only when the level needs object data
+        self.idx: Held | None = None
+        self.rev: Held | None = None
+        self.mtimes: Held | None = None
+        self.bitmap: Held | None = None
+        self.keep = False
+        self.promisor = False
+        self.pending: PendingHash | None = None  # the whole-file hash, still running: Collected.finish_hashing()
 
     def close(self) -> None:
         if self.pending is not None:
@@ -204,35 +216,39 @@ class PackRecord:
                 h.close()
 
 
-@dataclass
 class LooseRecord:
-    path: str
-    held: Held
+    __slots__ = ("held", "path")
+
+    def __init__(self, path: str, held: Held) -> None:
+        self.path = path
+        self.held = held
 
 
-@dataclass(slots=True)
 class FileRecord:
     """What the manifest and the summary need about every regular file."""
 
-    path: str
-    size: int
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.size = size
 
 
-@dataclass
 class Collected:
     """Everything the cross-file checks need, gathered from the entries."""
 
-    texts: dict[str, bytes] = field(default_factory=dict)
-    loose_refs: dict[str, bytes] = field(default_factory=dict)  # 'refs/heads/main' -> content
-    held: dict[str, Held] = field(default_factory=dict)  # midx, commit-graph, graph layers, midx bitmap, reftables
-    packs: dict[str, PackRecord] = field(default_factory=dict)
-    loose: dict[str, LooseRecord] = field(default_factory=dict)  # hex oid -> record
-    files: list[FileRecord] = field(default_factory=list)
-    digests: dict[str, str] = field(default_factory=dict)  # sha256 of the files read whole into memory
-    files_after_manifest: list[str] = field(default_factory=list)
-    dirs: set[str] = field(default_factory=set)
-    bytes_read: int = 0
-    bytes_hashed: int = 0
+    def __init__(self) -> None:
+        self.texts: dict[str, bytes] = {}
+        self.loose_refs: dict[str, bytes] = {}  # 'refs/heads/main' -> content
+        self.held: dict[str, Held] = {}  # midx, commit-graph, graph layers, midx bitmap, reftables
+        self.packs: dict[str, PackRecord] = {}
+        self.loose: dict[str, LooseRecord] = {}  # hex oid -> record
+        self.files: list[FileRecord] = []
+        self.digests: dict[str, str] = {}  # sha256 of the files read whole into memory
+        self.files_after_manifest: list[str] = []
+        self.dirs: set[str] = set()
+        self.bytes_read = 0
+        self.bytes_hashed = 0
 
     def finish_hashing(self) -> list[Finding]:
         """Wait for the packs hashed in the background; their final summaries replace the provisional
@@ -366,9 +382,9 @@ class Collector:
             self._drain(entry)
             return
         if entry.size > lim.max_ref_line:
-            self.findings.append(finding("looseRefTooLarge", path,
-                                         f"{path}: {entry.size} bytes, more than the limit of {lim.max_ref_line} "
-                                         "for a ref file (--max-ref-line); not read"))
+            self.findings.append(_ref_finding("looseRefTooLarge", path,
+                                              f"{path}: {entry.size} bytes, more than the limit of "
+                                              f"{lim.max_ref_line} for a ref file (--max-ref-line); not read"))
             self._drain(entry)
             return
         if self._ref_bytes + entry.size > lim.max_memory_member:
@@ -392,7 +408,7 @@ class Collector:
         """
         cap = limit if limit is not None else self.options.limits.max_memory_member
         if too_large is not None and entry.size > cap:
-            self.findings.append(finding(too_large, entry.path,
+            self.findings.append(_ref_finding(too_large, entry.path,
                                          f"{entry.path}: {entry.size} bytes, over the limit of {cap} bytes for a "
                                          "file checked in memory (--max-packed-refs for packed-refs, --max-ref-line "
                                          "for HEAD, --max-memory-member for the others); not read or checked"))
@@ -439,7 +455,7 @@ class Collector:
             else:
                 run += first
             if run > max_line:
-                self.findings.append(finding(
+                self.findings.append(_ref_finding(
                     "packedRefsLineTooLong", path,
                     f"{path} line {lines + 1}: longer than {max_line} bytes (the configured limit, "
                     f"--max-ref-line); the file was not held in memory nor parsed"))

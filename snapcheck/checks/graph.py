@@ -322,12 +322,15 @@ class BitmapCoverage:
 
         return self._add(path, info, buf, n, midx, bit_of, tag)
 
-    def keep(self, usable: Callable[[object], bool]) -> None:
-        """Drop the bitmaps whose tag is not *usable* (e.g. a pack under it failed its hash)."""
+    def keep(self, usable: Callable[[object], bool]) -> bool:
+        """Drop the bitmaps whose tag is not *usable* (e.g. a pack under it failed its hash); True when
+        every one was kept (nothing changed)."""
         kept = [p for p in self._parts if usable(p.tag)]
         if len(kept) != len(self._parts):
             self._parts = kept
             self._memo.clear()
+            return False
+        return True
 
     def _add(self, path: str, info: Any, buf: Any, n: int, index: Any, bit_of: Callable[[int], int],
              tag: object) -> bool:

@@ -10,30 +10,55 @@ packed object (inflate, hash, CRC32, format checks) like ``git fsck --full`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ..gitformats.objects import tag_target
 from ..options import VerifyOptions
 from ..report import Finding, Level, finding
 from .collector import Collected
-from .graph import BitmapCoverage, CommitGraphLinks, GraphStats, check_connectivity
-from .objectstore import (
-    LinkCollector,
-    ObjectError,
-    ObjectStore,
-    PackSource,
-    find_many,
-    verify_loose_objects,
-    verify_pack_objects,
-)
 from .repository import RepoModel
 
+if TYPE_CHECKING:
+    from .graph import BitmapCoverage
+    from .objectstore import ObjectStore, PackSource
 
-@dataclass
+# ``quick`` needs only the pack indexes: the object store, the graph and the object parsers are imported
+# by the ``standard``/``full`` path.  ``check_connectivity`` is a module attribute all the same (loaded
+# on first access, and replaceable: tests wrap it).
+_FROM_GRAPH = ("check_connectivity",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_GRAPH:
+        from . import graph
+
+        value = getattr(graph, name)
+        globals().setdefault(name, value)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class ObjectPhase:
-    findings: list[Finding]
-    objects_walked: int
-    head_type: int | None
+    """What the object phase found, how many objects it walked, and the type of HEAD's object."""
+
+    __slots__ = ("findings", "head_type", "objects_walked")
+
+    def __init__(self, findings: list[Finding], objects_walked: int, head_type: int | None) -> None:
+        self.findings = findings
+        self.objects_walked = objects_walked
+        self.head_type = head_type
+
+    def __repr__(self) -> str:
+        return (f"ObjectPhase(findings={self.findings!r}, objects_walked={self.objects_walked!r}, "
+                f"head_type={self.head_type!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ObjectPhase)
+        return (self.findings, self.objects_walked, self.head_type) == (
+            other.findings, other.objects_walked, other.head_type)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
 def _roots(model: RepoModel) -> list[tuple[str, bytes]]:
@@ -63,6 +88,8 @@ class _Types:
 
 def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
     """(type, oid) of what *oid* peels to (following tags); None when unreadable."""
+    from ..gitformats.objects import tag_target
+
     seen = 0
     t, data = store.read(oid)
     while t == 4 and seen < 64:
@@ -76,6 +103,8 @@ def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
 
 
 def _check_peels(store: ObjectStore, model: RepoModel, type_of: _Types) -> list[Finding]:
+    from .objectstore import ObjectError
+
     out: list[Finding] = []
     for name, oid in sorted(model.refs.items()):
         recorded = model.peeled.get(name)
@@ -111,13 +140,15 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
         roots = _roots(model)
         listed = set(model.loose_oids)
         for idx in model.indexes.values():
-            listed.update(find_many(idx, (oid for _n, oid in roots if oid not in listed)))
+            listed.update(idx.find_many(oid for _n, oid in roots if oid not in listed))
         for name, oid in roots:
             if oid not in listed:
                 findings.append(finding("refTargetMissing", name.removesuffix("^{}"),
                                         f"{name}: points to {oid.hex()}, which is in no pack index and no loose object "
                                         f"(git fsck: error: {name}: invalid sha1 pointer {oid.hex()})"))
         return ObjectPhase(findings, 0, None)
+
+    from .objectstore import ObjectStore, PackSource
 
     packs: list[PackSource] = []
     for hexname, idx in sorted(model.indexes.items()):
@@ -142,6 +173,8 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
 def _coverage(model: RepoModel) -> BitmapCoverage:
     """The verified bitmaps of the repository as walk stops (``standard`` only).  Each part is tagged
     with its :class:`~snapcheck.checks.repository.VerifiedBitmap` (see :func:`_whole`)."""
+    from .graph import BitmapCoverage
+
     cover = BitmapCoverage()
     for vb in model.bitmaps:
         if vb.pack is not None:
@@ -169,9 +202,41 @@ def _whole(collected: Collected) -> Callable[[object], bool]:
 
 def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoModel, options: VerifyOptions,
                        findings: list[Finding], collected: Collected) -> ObjectPhase:
+    from .graph import CommitGraphLinks, GraphStats
+    from .objectstore import LinkCollector, ObjectError, verify_loose_objects, verify_pack_objects
+
+    connectivity = globals().get("check_connectivity") or __getattr__("check_connectivity")
+
     links: LinkCollector | None = None
-    cover: BitmapCoverage | None = None
     full = options.level.at_least(Level.FULL)
+    graph = CommitGraphLinks(model.commit_graph) if model.commit_graph and not full else None
+
+    def walk(cover: BitmapCoverage | None) -> tuple[GraphStats, list[Finding], int | None]:
+        """Connectivity from every root, then the ref checks (peels, HEAD's type, branches)."""
+        out: list[Finding] = []
+        stats, fs = connectivity(store, _roots(model), model.algo, links=links, cover=cover, graph=graph)
+        out.extend(fs)
+        type_of = _Types(store, cover)
+        head_type: int | None = None
+        if model.head_oid is not None:
+            try:
+                head_type = type_of(model.head_oid)
+            except ObjectError:
+                head_type = None  # the walk has reported the damage
+        out.extend(_check_peels(store, model, type_of))
+        for name, oid in sorted(model.refs.items()):
+            if name.startswith("refs/heads/"):
+                try:
+                    t = type_of(oid)
+                except ObjectError:
+                    continue
+                if t is not None and t != 1:
+                    out.append(finding("refNotCommit", name, f"{name}: points to {oid.hex()}, which is not a commit "
+                                                             f"(git fsck: error: {name}: not a commit)"))
+        return stats, out, head_type
+
+    done: tuple[GraphStats, list[Finding], int | None] | None = None
+    cover: BitmapCoverage | None = None
     if full:
         # one pass per pack: inflate, hash, CRC and fsck every object; connectivity reuses its links
         links = LinkCollector(model.algo)
@@ -182,29 +247,15 @@ def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoM
         findings.extend(fs)
     elif model.bitmaps:
         cover = _coverage(model)  # never at full: there every object is read anyway
-        # a bitmap stands for its pack only once the pack's whole-file hash verified
+        # While a pack under a bitmap may still be hashing, the walk runs with the bitmaps (nothing it
+        # does depends on the hash but which bitmaps may be used); a bitmap stands for its pack only once
+        # the pack's whole-file hash verified: if one did not, that walk is thrown away and done again
+        # without it.
+        ahead = walk(cover)
         findings.extend(collected.finish_hashing())
-        cover.keep(_whole(collected))
-    graph = CommitGraphLinks(model.commit_graph) if model.commit_graph and not full else None
-    stats: GraphStats
-    stats, fs = check_connectivity(store, _roots(model), model.algo, links=links, cover=cover, graph=graph)
+        if cover.keep(_whole(collected)):
+            done = ahead
+    stats, fs, head_type = done if done is not None else walk(cover)
     findings.extend(fs)
-    type_of = _Types(store, cover)
-    head_type: int | None = None
-    if model.head_oid is not None:
-        try:
-            head_type = type_of(model.head_oid)
-        except ObjectError:
-            head_type = None  # the walk has reported the damage
-    findings.extend(_check_peels(store, model, type_of))
-    for name, oid in sorted(model.refs.items()):
-        if name.startswith("refs/heads/"):
-            try:
-                t = type_of(oid)
-            except ObjectError:
-                continue
-            if t is not None and t != 1:
-                findings.append(finding("refNotCommit", name, f"{name}: points to {oid.hex()}, which is not a commit "
-                                                              f"(git fsck: error: {name}: not a commit)"))
     walked = stats.commits + stats.trees + stats.blobs + stats.tags
     return ObjectPhase(findings, walked, head_type)

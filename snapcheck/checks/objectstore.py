@@ -357,7 +357,12 @@ def find_many(idx: Any, oids: Iterable[bytes]) -> dict[bytes, int]:
     """Positions in *idx* (a pack index or a MIDX: ``find``, ``names_view``, ``fanout``) of those
     *oids* it lists, in bulk: the ids of one fan-out bucket are searched in one copy of the bucket's
     names (a substring search at C speed; a hit counts only at a name boundary), large buckets and
-    indexes without a fan-out fall back to ``idx.find``."""
+    indexes without a fan-out fall back to ``idx.find``.  A pack index searches its own buffer
+    (:meth:`~snapcheck.gitformats.idx.PackIndex.find_many`, the same rules without the copy)."""
+    own = getattr(idx, "find_many", None)
+    if own is not None:
+        found: dict[bytes, int] = own(oids)
+        return found
     out: dict[bytes, int] = {}
     fan = getattr(idx, "fanout", None)
     h = idx.algo.rawsz

@@ -24,24 +24,25 @@ from __future__ import annotations
 import re
 import sys
 from array import array
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..gitformats import bitmap as bitmap_fmt
 from ..gitformats import commit_graph as cg_fmt
-from ..gitformats import midx as midx_fmt
-from ..gitformats import reftable as reftable_fmt
 from ..gitformats.common import SHA1, SHA256, HashAlgo, algo_for_hexlen
 from ..gitformats.config import GitConfig, parse_config
 from ..gitformats.idx import PackIndex, check_idx_against_pack, parse_idx
-from ..gitformats.loose_object import check_loose_object
 from ..gitformats.loose_refs import LooseRef, parse_head, parse_loose_ref
-from ..gitformats.mtimes import parse_mtimes
 from ..gitformats.packed_refs import parse_packed_refs
 from ..gitformats.rev import parse_rev
 from ..options import VerifyOptions
 from ..report import Finding, Level, Severity, finding, register
 from .collector import RE_GRAPH, RE_MIDX_AUX, Collected
+
+if TYPE_CHECKING:
+    from ..gitformats import midx as midx_fmt
+
+# Parsers of files most mirrors do not have (multi-pack-index, reftable, .mtimes, loose objects) are
+# imported by the step that meets such a file.
 
 register(
     "repository",
@@ -102,21 +103,24 @@ register(
 )
 
 
-@dataclass
 class VerifiedBitmap:
     """A reachability bitmap whose own checksum, header target and target (pack trailer and idx, or the
     MIDX and every pack it names) all verified: the file git wrote for these objects.  ``order[b]`` is
     the object at bit *b*: an idx position of ``pack``, or a MIDX position (``midx``)."""
 
-    path: str
-    info: bitmap_fmt.BitmapInfo
-    buf: Any
-    order: Any
-    pack: str | None = None
-    midx: midx_fmt.MultiPackIndex | None = None
-    # the packs under it, whose whole-file hash must verify (a hash still running in the background
-    # is awaited by the object phase before the bitmap is used)
-    packs: tuple[str, ...] = ()
+    __slots__ = ("buf", "info", "midx", "order", "pack", "packs", "path")
+
+    def __init__(self, path: str, info: bitmap_fmt.BitmapInfo, buf: Any, order: Any, pack: str | None = None,
+                 midx: midx_fmt.MultiPackIndex | None = None, packs: tuple[str, ...] = ()) -> None:
+        self.path = path
+        self.info = info
+        self.buf = buf
+        self.order = order
+        self.pack = pack
+        self.midx = midx
+        # the packs under it, whose whole-file hash must verify (a hash still running in the background
+        # is awaited by the object phase before the bitmap is used)
+        self.packs = packs
 
 
 def _be32_table(buf: Any, start: int, n: int) -> array[int]:
@@ -136,30 +140,31 @@ def _clean(findings: list[Finding]) -> bool:
     return not findings
 
 
-@dataclass
 class RepoModel:
-    algo: HashAlgo = SHA1
-    config: GitConfig | None = None
-    bare: bool | None = None
-    ref_storage: str = "files"
-    head: LooseRef | None = None
-    head_target: str | None = None  # the branch HEAD names, when symbolic
-    head_oid: bytes | None = None
-    refs: dict[str, bytes] = field(default_factory=dict)  # every ref resolved to an oid
-    peeled: dict[str, bytes] = field(default_factory=dict)  # from packed-refs ^ lines
-    fully_peeled: set[str] = field(default_factory=set)  # packed refs whose peel state the file vouches for
-    indexes: dict[str, PackIndex] = field(default_factory=dict)  # pack hex name -> idx (only packs that have both)
-    loose_oids: set[bytes] = field(default_factory=set)
-    commit_graph_present: bool = False
-    not_checked: list[str] = field(default_factory=list)
-    # Verified structures the object phase may lean on (standard+ only; see checks/graph.py): a pack's
-    # .rev table when it checked clean, bitmaps whose checksum, target and pack all verified, and the
-    # commit-graph layers (base first) when every layer and the chain verified.
-    pack_orders: dict[str, Any] = field(default_factory=dict)  # pack hex name -> idx positions in pack order
-    bitmaps: list[VerifiedBitmap] = field(default_factory=list)
-    commit_graph: list[cg_fmt.CommitGraph] = field(default_factory=list)
+    """What the repository checks learned: object format, config, refs, indexes, verified structures."""
 
-    object_files: int = 0  # .pack files and loose objects present, whether or not they could be parsed
+    def __init__(self) -> None:
+        self.algo: HashAlgo = SHA1
+        self.config: GitConfig | None = None
+        self.bare: bool | None = None
+        self.ref_storage = "files"
+        self.head: LooseRef | None = None
+        self.head_target: str | None = None  # the branch HEAD names, when symbolic
+        self.head_oid: bytes | None = None
+        self.refs: dict[str, bytes] = {}  # every ref resolved to an oid
+        self.peeled: dict[str, bytes] = {}  # from packed-refs ^ lines
+        self.fully_peeled: set[str] = set()  # packed refs whose peel state the file vouches for
+        self.indexes: dict[str, PackIndex] = {}  # pack hex name -> idx (only packs that have both)
+        self.loose_oids: set[bytes] = set()
+        self.commit_graph_present = False
+        self.not_checked: list[str] = []
+        # Verified structures the object phase may lean on (standard+ only; see checks/graph.py): a pack's
+        # .rev table when it checked clean, bitmaps whose checksum, target and pack all verified, and the
+        # commit-graph layers (base first) when every layer and the chain verified.
+        self.pack_orders: dict[str, Any] = {}  # pack hex name -> idx positions in pack order
+        self.bitmaps: list[VerifiedBitmap] = []
+        self.commit_graph: list[cg_fmt.CommitGraph] = []
+        self.object_files = 0  # .pack files and loose objects present, whether or not they could be parsed
 
     def object_count(self) -> int:
         return sum(i.count for i in self.indexes.values()) + len(self.loose_oids)
@@ -321,6 +326,8 @@ class RepositoryChecks:
             self.findings.append(finding("notAGitDirectory", "reftable/tables.list",
                                          "reftable/tables.list missing: extensions.refStorage=reftable but no table list"))
             return
+        from ..gitformats import reftable as reftable_fmt
+
         names, fs = reftable_fmt.parse_tables_list(data, "reftable/tables.list")
         self.findings.extend(fs)
         tables = []
@@ -397,6 +404,8 @@ class RepositoryChecks:
             if sound:
                 self._sound_packs.add(hexname)
             if rec.mtimes is not None:
+                from ..gitformats.mtimes import parse_mtimes
+
                 self.findings.extend(parse_mtimes(rec.mtimes.buf, base + ".mtimes", m.algo, idx, verify_checksum=verify))
             if rec.bitmap is not None:
                 info, fs = bitmap_fmt.parse_bitmap(rec.bitmap.buf, base + ".bitmap", m.algo,
@@ -416,6 +425,10 @@ class RepositoryChecks:
         verify = self.level.at_least(Level.STANDARD)
         held = self.c.held.get("objects/pack/multi-pack-index")
         aux = {p: h for p, h in self.c.held.items() if RE_MIDX_AUX.match(p)}
+        if held is None and not aux:
+            return
+        from ..gitformats import midx as midx_fmt
+
         midx = None
         if held is not None:
             midx, fs = midx_fmt.parse_midx(held.buf, "objects/pack/multi-pack-index", m.algo, verify_checksum=verify)
@@ -495,6 +508,10 @@ class RepositoryChecks:
     def _loose_objects(self) -> None:
         m = self.model
         verify = self.level.at_least(Level.STANDARD)
+        if not self.c.loose:
+            return
+        from ..gitformats.loose_object import check_loose_object
+
         for hexoid, rec in sorted(self.c.loose.items()):
             if len(hexoid) != m.algo.hexsz:
                 self.findings.append(finding("objectFormatMismatch", rec.path,

@@ -1,17 +1,47 @@
 """Report formats: ``text`` for people, ``json`` (one document), ``jsonl`` (one finding a line) and ``junit``
-(CI test reports) for machines."""
+(CI test reports) for machines.
+
+Each format's module (``json``, ``xml.etree`` for junit) is imported when that format is first used, so
+that printing text loads neither."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..report import Report
-from .json import render_json, render_jsonl
-from .junit import render_junit
 from .text import render_text
 
+if TYPE_CHECKING:
+    from .json import render_json, render_jsonl
+    from .junit import render_junit
+
+
+def _lazy(module: str, name: str) -> Callable[[Report], str]:
+    def render(report: Report) -> str:
+        fn: Callable[[Report], str] = getattr(importlib.import_module(module, __name__), name)
+        return fn(report)
+
+    render.__name__ = render.__qualname__ = name
+    return render
+
+
 FORMATS: dict[str, Callable[[Report], str]] = {
-    "text": render_text, "json": render_json, "jsonl": render_jsonl, "junit": render_junit,
+    "text": render_text,
+    "json": _lazy(".json", "render_json"),
+    "jsonl": _lazy(".json", "render_jsonl"),
+    "junit": _lazy(".junit", "render_junit"),
 }
+
+_SUBMODULE_OF = {"render_json": ".json", "render_jsonl": ".json", "render_junit": ".junit"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SUBMODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
 
 __all__ = ["FORMATS", "render_json", "render_jsonl", "render_junit", "render_text"]
