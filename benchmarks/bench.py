@@ -225,6 +225,25 @@ def compile_package() -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def startup(runs: int) -> str:
+    """The interpreter's own start-up here, as every snapcheck row pays it: ``python -c pass`` with this
+    environment's ``site`` (its ``.pth`` files run at every start) and with ``-S`` (no ``site``)."""
+    out = []
+    for label, cmd in (("python -c pass", [sys.executable, "-c", "pass"]),
+                       ("python -S -c pass", [sys.executable, "-S", "-c", "pass"])):
+        times = sorted(run_once(cmd)[0] for _ in range(max(runs, 5)))
+        out.append(f"`{label}` {statistics.median(times) * 1000:.0f} ms")
+    return ", ".join(out)
+
+
+def zlib_impl() -> str:
+    """Which zlib inflates objects (zlib-ng where installed) and its version."""
+    code = ("from snapcheck.gitformats.zlibimpl import IMPLEMENTATION as I, zlib as z; "
+            "print(I, getattr(z, 'ZLIBNG_VERSION', '') or getattr(z, 'ZLIB_RUNTIME_VERSION', ''))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT)
+    return r.stdout.strip() or "?"
+
+
 def load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -273,14 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     measure(rows, a.runs)
+    start_up = startup(a.runs)
     load_after = load()
     result = table(rows, paths)
     print(result)
-    print(f"load average before {load_before}, after {load_after}", file=sys.stderr)
+    print(f"load average before {load_before}, after {load_after}; start-up: {start_up}", file=sys.stderr)
     if a.markdown:
-        text = (f"Machine: {machine()}\n\nRun: {started}, load average (1/5/15 min) before {load_before}, "
-                f"after {load_after}\n\nRepository: {describe(paths)}\n\nMedians of {a.runs} alternating runs, "
-                f"whole processes (start-up included).\n\n{result}\n")
+        text = (f"Machine: {machine()}, objects inflated with {zlib_impl()}\n\nRun: {started}, load average "
+                f"(1/5/15 min) before {load_before}, after {load_after}\n\nRepository: {describe(paths)}\n\n"
+                f"Medians of {a.runs} alternating runs, whole processes (start-up included; the interpreter "
+                f"alone: {start_up}).\n\n{result}\n")
         write_markdown(a.markdown, text)
     return 0
 
