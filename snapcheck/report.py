@@ -47,8 +47,8 @@ class ExitCode(enum.IntEnum):
 
 
 class CodeInfo:
-    """A registered finding code (immutable).  A plain class rather than a dataclass: one is made per code
-    at import time, and generating a dataclass costs every process about a millisecond."""
+    """A registered finding code (immutable).  A plain class rather than a dataclass: generating the
+    dataclass costs every process about a millisecond at import, and every command imports this."""
 
     __slots__ = ("area", "code", "git", "meaning", "severity")
     __match_args__ = ("code", "severity", "meaning", "git", "area")
