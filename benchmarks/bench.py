@@ -53,6 +53,11 @@ class Measure:
         return statistics.median(self.cpu) if self.cpu else 0.0
 
     @property
+    def spread(self) -> str:
+        """Fastest and slowest run: how much the machine moved during the row."""
+        return f"{min(self.seconds):.2f}–{max(self.seconds):.2f} s"
+
+    @property
     def peak_mib(self) -> float:
         return max(self.rss_kib) / 1024
 
@@ -206,15 +211,17 @@ def measure(rows: list[Row], runs: int) -> None:
 
 def table(rows: list[Row], paths: dict[str, Path]) -> str:
     lines = [
-        "| row | snapcheck median | reference | reference median | ratio | target | met | snapcheck CPU "
-        "| reference CPU | snapcheck peak RSS | reference peak RSS | snapcheck exit codes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| row | snapcheck median | reference | reference median | ratio | target | met | snapcheck range "
+        "| reference range | snapcheck CPU | reference CPU | snapcheck peak RSS | reference peak RSS "
+        "| snapcheck exit codes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r.ratio:.2f}×" + (" throughput" if r.kind == "throughput" else "")
         label = r.ref_label.replace("|", "\\|")  # a pipe would end the table cell
         lines.append(f"| {r.name} | {r.snap.median:.2f} s | `{label}` | {r.ref.median:.2f} s | {ratio} | {r.target} | "
-                     f"{'yes' if r.met else 'no'} | {r.snap.cpu_median:.2f} s | {r.ref.cpu_median:.2f} s | "
+                     f"{'yes' if r.met else 'no'} | {r.snap.spread} | {r.ref.spread} | "
+                     f"{r.snap.cpu_median:.2f} s | {r.ref.cpu_median:.2f} s | "
                      f"{r.snap.peak_mib:.0f} MiB | {r.ref.peak_mib:.0f} MiB | {sorted(set(r.snap.rcs))} |")
     return "\n".join(lines)
 
