@@ -162,3 +162,15 @@ def test_widen_matches_the_byte_shuffle() -> None:
     assert list(idxmod._widen_u32_be(memoryview(v1), len(vals), 24)) == vals
     assert list(idxmod._widen_u32_be(memoryview(b""), 0)) == []
     assert list(map(operator.index, idxmod._widen_u32_be(memoryview(raw[:8]), 2))) == vals[:2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(limit=st.integers(0, 50), octopus_ok=st.booleans(),
+       col=st.lists(st.one_of(st.integers(0, 60), st.sampled_from([cg.PARENT_NONE, cg.PARENT_NONE - 1,
+                                                                    cg.PARENT_NONE + 1, cg.OCTOPUS,
+                                                                    cg.OCTOPUS | 3, 0xFFFFFFFF])),
+                    max_size=40))
+def test_first_bad_parent_is_its_definition(limit: int, octopus_ok: bool, col: list[int]) -> None:
+    want = next((i for i, v in enumerate(col)
+                 if v >= limit and v != cg.PARENT_NONE and not (octopus_ok and v & cg.OCTOPUS)), None)
+    assert cg._first_bad_parent(array("I", col), limit, octopus_ok=octopus_ok) == want
