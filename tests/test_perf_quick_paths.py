@@ -145,11 +145,22 @@ def test_offsets_cached_and_bounds(mirrors: Callable[[str], Path], name: str, al
 @settings(max_examples=100, deadline=None)
 @given(names=st.lists(st.binary(min_size=4, max_size=4), min_size=0, max_size=30), sort=st.booleans(),
        pad=st.integers(0, 3))
-def test_commit_graph_oid_order_is_chunks_first_unsorted(names: list[bytes], sort: bool, pad: int) -> None:
+def test_oid_order_is_its_definition(names: list[bytes], sort: bool, pad: int) -> None:
     if sort:
         names = sorted(set(names))
     blob = b"x" * pad + b"".join(names)
-    assert cg._first_unsorted(blob, pad, len(names), 4) == chunks.first_unsorted(blob, pad, len(names), 4)
+    want = next((i for i in range(len(names) - 1) if not names[i] < names[i + 1]), None)
+    assert chunks.first_unsorted(blob, pad, len(names), 4) == want
+
+
+@pytest.mark.parametrize("bad", [None, 3, (1 << 16) - 2, (1 << 16) - 1, 1 << 16, 69_000])
+def test_oid_order_across_blocks(bad: int | None) -> None:
+    """The check compares a block of 65,536 names at a time: a descent inside a block, at its last
+    pair, across two blocks and in the second block is each found at its place."""
+    names = [i.to_bytes(4, "big") for i in range(0, 2 * 70_000, 2)]
+    if bad is not None:
+        names[bad + 1] = names[bad]  # equal neighbours: not strictly increasing
+    assert chunks.first_unsorted(b"".join(names), 0, len(names), 4) == bad
 
 
 def test_widen_matches_the_byte_shuffle() -> None:

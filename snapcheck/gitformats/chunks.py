@@ -24,6 +24,8 @@ It also holds the checks both formats make on their OID fanout and OID lookup ch
 from __future__ import annotations
 
 import itertools
+import operator
+import re
 import struct
 import sys
 from array import array
@@ -193,18 +195,25 @@ def fanout_mismatch(fan: array[int], mv: Buffer, oid_offset: int, hash_len: int)
     return None
 
 
+_SPLITTERS: dict[int, re.Pattern[bytes]] = {}
+
+
 def first_unsorted(mv: Buffer, oid_offset: int, count: int, hash_len: int) -> int | None:
-    """The first ``i`` with ``oid[i] >= oid[i + 1]`` (not strictly increasing), or None."""
+    """The first ``i`` with ``oid[i] >= oid[i + 1]`` (not strictly increasing), or None.  A block of
+    names at a time is cut apart by one regular expression and compared by one ``map`` (C speed);
+    only a block that is not in order is examined name by name."""
+    split = _SPLITTERS.get(hash_len)
+    if split is None:
+        split = _SPLITTERS[hash_len] = re.compile(rb".{%d}" % hash_len, re.S)
     view = memoryview(mv)
     step = 1 << 16
     prev: bytes | None = None
     for start in range(0, count, step):
         n = min(step, count - start)
-        block = bytes(view[oid_offset + start * hash_len: oid_offset + (start + n) * hash_len])
-        names = [block[i:i + hash_len] for i in range(0, n * hash_len, hash_len)]
+        names = split.findall(view[oid_offset + start * hash_len: oid_offset + (start + n) * hash_len])
         if prev is not None and not prev < names[0]:
             return start - 1
-        if not all(a < b for a, b in itertools.pairwise(names)):
+        if not all(map(operator.lt, names, itertools.islice(names, 1, None))):
             for i in range(n - 1):
                 if not names[i] < names[i + 1]:
                     return start + i
