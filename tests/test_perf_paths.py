@@ -23,7 +23,7 @@ from test_objectstore import CONFIGS, load_packs, repo_algo, source
 import snapcheck.checks.collector as collector_mod
 import snapcheck.checks.objectcheck as objectcheck
 import snapcheck.checks.objectstore as objectstore
-import snapcheck.gitformats.idx as idxmod
+import snapcheck.gitformats.chunks as chunks
 from snapcheck.checks.graph import BitmapCoverage, _ewah_int
 from snapcheck.checks.objectstore import (
     LinkCollector,
@@ -282,9 +282,8 @@ def test_find_many_agrees_with_find(mirrors: Callable[[str], Path], monkeypatch:
     # ids that contain a present id's bytes shifted across a name boundary must not match
     shifted = [present[0][1:] + present[1][:1]] if len(present) > 1 else []
     want = {o: idx.find(o) for o in present + absent + shifted}
-    for limit in (objectstore._BUCKET_SCAN_MAX, 0):  # the substring search, and idx.find for big buckets
-        monkeypatch.setattr(objectstore, "_BUCKET_SCAN_MAX", limit)
-        monkeypatch.setattr(idxmod, "_BUCKET_SCAN_MAX", limit)
+    for limit in (chunks.BUCKET_SCAN_MAX, 0):  # the substring search, and idx.find for big buckets
+        monkeypatch.setattr(chunks, "BUCKET_SCAN_MAX", limit)
         got = find_many(idx, want)
         assert got == {o: i for o, i in want.items() if i is not None}
 

@@ -22,6 +22,7 @@ from snapcheck.gitformats import commit_graph as cg
 from snapcheck.gitformats import rev as revmod
 from snapcheck.gitformats.common import SHA1, SHA256, HashAlgo
 from snapcheck.gitformats.idx import PackIndex, parse_idx
+from snapcheck.gitformats.midx import parse_midx
 
 
 def _index(repo: Path, algo: HashAlgo, *, damage: Callable[[bytearray, int], None] | None = None) -> PackIndex:
@@ -59,18 +60,33 @@ def _queries(idx: PackIndex, seed: int) -> list[bytes]:
 @pytest.mark.parametrize(("name", "algo"), [("gc_bitmaps", SHA1), ("sha256", SHA256), ("cruft", SHA1)])
 @pytest.mark.parametrize("damaged", [False, True])
 @pytest.mark.parametrize("scan_max", [None, 0])
-def test_find_many_is_objectstores_find_many(mirrors: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
+def test_find_many_in_place_equals_bucket_copies(mirrors: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
                                              name: str, algo: HashAlgo, damaged: bool, scan_max: int | None) -> None:
     idx = _index(mirrors(name), algo, damage=_swap_names if damaged else None)
     if scan_max is not None:  # every bucket by binary search, in both
-        monkeypatch.setattr(idxmod, "_BUCKET_SCAN_MAX", scan_max)
-        monkeypatch.setattr(objectstore, "_BUCKET_SCAN_MAX", scan_max)
+        monkeypatch.setattr(chunks, "BUCKET_SCAN_MAX", scan_max)
     qs = _queries(idx, 7)
     got = idx.find_many(qs)
     assert got == objectstore.find_many(_Plain(idx), qs)  # the copy-per-bucket search (MIDX path)
     if not damaged:
         assert got == {o: i for o in qs if (i := idx.find(o)) is not None}
         assert len(got) == min(idx.count, 200)
+
+
+@pytest.mark.parametrize("scan_max", [None, 0])
+def test_midx_find_many_is_find(mirrors: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
+                                scan_max: int | None) -> None:
+    path = mirrors("geometric_midx") / "objects" / "pack" / "multi-pack-index"
+    midx, _ = parse_midx(path.read_bytes(), "multi-pack-index", SHA1, verify_checksum=True)
+    assert midx is not None and midx.count
+    if scan_max is not None:
+        monkeypatch.setattr(chunks, "BUCKET_SCAN_MAX", scan_max)
+    rng = random.Random(11)
+    present = [midx.name(i) for i in rng.sample(range(midx.count), min(midx.count, 200))]
+    qs = present + [n[:-1] + bytes([n[-1] ^ 1]) for n in present[:50]] + [bytes(20), b"", present[0][1:] + b"\0"]
+    got = midx.find_many(qs)
+    assert got == {o: i for o in qs if (i := midx.find(o)) is not None}
+    assert len(got) == len(present) and objectstore.find_many(midx, qs) == got
 
 
 @pytest.mark.parametrize(("name", "algo"), [("gc_bitmaps", SHA1), ("sha256", SHA256)])

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..gitformats.chunks import find_in_buckets
 from ..gitformats.common import Buffer, HashAlgo
 from ..gitformats.loose_object import check_loose_object, loose_object_type
 from ..gitformats.objects import (
@@ -350,51 +351,23 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
 # --------------------------------------------------------------------------------------------------
 # random access
 # --------------------------------------------------------------------------------------------------
-_BUCKET_SCAN_MAX = 1 << 16  # fan-out buckets up to this many bytes of names are searched with bytes.find
-
-
 def find_many(idx: Any, oids: Iterable[bytes]) -> dict[bytes, int]:
-    """Positions in *idx* (a pack index or a MIDX: ``find``, ``names_view``, ``fanout``) of those
-    *oids* it lists, in bulk: the ids of one fan-out bucket are searched in one copy of the bucket's
-    names (a substring search at C speed; a hit counts only at a name boundary), large buckets and
-    indexes without a fan-out fall back to ``idx.find``.  A pack index searches its own buffer
-    (:meth:`~snapcheck.gitformats.idx.PackIndex.find_many`, the same rules without the copy)."""
+    """Positions in *idx* (a pack index or a MIDX) of those *oids* it lists, in bulk: the index's own
+    ``find_many`` (:func:`~snapcheck.gitformats.chunks.find_in_buckets`), else — anything else with
+    ``find``, ``names_view`` and ``fanout`` — the same bucket search over its names, else ``find`` one
+    by one."""
     own = getattr(idx, "find_many", None)
     if own is not None:
         found: dict[bytes, int] = own(oids)
         return found
-    out: dict[bytes, int] = {}
     fan = getattr(idx, "fanout", None)
-    h = idx.algo.rawsz
-    if fan is None or len(fan) != 256:
-        for o in set(oids):
-            i = idx.find(o)
-            if i is not None:
-                out[o] = i
-        return out
-    names = idx.names_view()
-    by_first: dict[int, list[bytes]] = {}
+    if fan is not None and len(fan) == 256:
+        return find_in_buckets(idx.names_view(), 0, fan, idx.algo.rawsz, oids, idx.find)
+    out: dict[bytes, int] = {}
     for o in set(oids):
-        if len(o) == h:
-            by_first.setdefault(o[0], []).append(o)
-    for first, qs in by_first.items():
-        lo = fan[first - 1] if first else 0
-        hi = fan[first]
-        if hi <= lo:
-            continue
-        if (hi - lo) * h > _BUCKET_SCAN_MAX:
-            for o in qs:
-                i = idx.find(o)
-                if i is not None:
-                    out[o] = i
-            continue
-        bucket = names[lo * h:hi * h].tobytes()
-        for o in qs:
-            pos = bucket.find(o)
-            while pos >= 0 and pos % h:
-                pos = bucket.find(o, pos + 1)
-            if pos >= 0:
-                out[o] = lo + pos // h
+        i = idx.find(o)
+        if i is not None:
+            out[o] = i
     return out
 
 

@@ -29,6 +29,8 @@ import re
 import struct
 import sys
 from array import array
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from ..report import Finding, Severity, finding, register
 from .common import Buffer
@@ -219,6 +221,47 @@ def first_unsorted(mv: Buffer, oid_offset: int, count: int, hash_len: int) -> in
                     return start + i
         prev = names[-1]
     return None
+
+
+BUCKET_SCAN_MAX = 1 << 16  # fan-out buckets of up to this many bytes of names are searched with find()
+
+
+def find_in_buckets(names: Any, base: int, fan: Sequence[int], hash_len: int, oids: Iterable[bytes],
+                    find: Callable[[bytes], int | None]) -> dict[bytes, int]:
+    """Positions in a sorted name table (at *base* of *names*, fan-out *fan*) of those *oids* it lists,
+    in bulk: each id is searched for in its fan-out bucket with one substring search at C speed, a hit
+    counting only at a name boundary; in place when *names* can be searched (bytes, bytearray, mmap),
+    else in one copy of each bucket asked about.  Buckets over ``BUCKET_SCAN_MAX`` bytes use *find*
+    (a binary search)."""
+    out: dict[bytes, int] = {}
+    h = hash_len
+    by_first: dict[int, list[bytes]] = {}
+    for o in set(oids):
+        if len(o) == h:
+            by_first.setdefault(o[0], []).append(o)
+    in_place = hasattr(names, "find")
+    for first, qs in by_first.items():
+        lo = fan[first - 1] if first else 0
+        hi = fan[first]
+        if hi <= lo:
+            continue
+        if (hi - lo) * h > BUCKET_SCAN_MAX:
+            for o in qs:
+                i = find(o)
+                if i is not None:
+                    out[o] = i
+            continue
+        if in_place:
+            hay, start, end = names, base + lo * h, base + hi * h
+        else:
+            hay, start, end = bytes(names[base + lo * h: base + hi * h]), 0, (hi - lo) * h
+        for o in qs:
+            pos = hay.find(o, start, end)
+            while pos >= 0 and (pos - start) % h:
+                pos = hay.find(o, pos + 1, end)
+            if pos >= 0:
+                out[o] = lo + (pos - start) // h
+    return out
 
 
 def bsearch_oid(mv: Buffer, fan: array[int], oid_offset: int, hash_len: int, oid: bytes) -> int | None:

@@ -46,6 +46,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..report import Finding, Severity, finding, register
+from .chunks import find_in_buckets
 from .common import Buffer, HashAlgo
 
 register(
@@ -104,7 +105,6 @@ _LITTLE = sys.byteorder == "little"
 _MSB_TABLE = bytes(1 if b & 0x80 else 0 for b in range(256))
 _NAME_CHUNK = 4096  # names compared per struct unpack
 _SORT_CHUNK = 1 << 20  # offsets sorted per chunk when checking for duplicates
-_BUCKET_SCAN_MAX = 1 << 16  # fan-out buckets up to this many bytes of names are searched with find()
 _structs: dict[tuple[int, int, int], struct.Struct] = {}
 # u32s can be widened to u64s by copying them into every other u32 ('I' is 4 bytes, 'Q' 8)
 _NATIVE_WIDEN = array("I").itemsize == 4 and array("Q").itemsize == 8
@@ -244,38 +244,13 @@ class PackIndex:
         return self.find(oid) is not None
 
     def find_many(self, oids: Iterable[bytes]) -> dict[bytes, int]:
-        """Positions of those *oids* the index lists, in bulk: each id is searched for in its fan-out
-        bucket's names with one substring search at C speed (a hit counts only at a name boundary);
-        buckets larger than ``_BUCKET_SCAN_MAX`` bytes use :meth:`find` (binary search)."""
-        out: dict[bytes, int] = {}
+        """Positions of those *oids* the index lists, in bulk (:func:`~.chunks.find_in_buckets`),
+        searched in the index's own buffer when its names lie there contiguously."""
         h = self.algo.rawsz
-        fan = self._fanout
         data: Any = self._data
-        base = self._names_off
-        if self._stride != h or not isinstance(data, (bytes, mmap.mmap)):
-            data = self.names_view().tobytes()  # v1 (names interleaved with offsets) or a plain view
-            base = 0
-        for o in set(oids):
-            if len(o) != h:
-                continue
-            first = o[0]
-            lo = fan[first - 1] if first else 0
-            hi = fan[first]
-            if hi <= lo:
-                continue
-            if (hi - lo) * h > _BUCKET_SCAN_MAX:
-                i = self.find(o)
-                if i is not None:
-                    out[o] = i
-                continue
-            start = base + lo * h
-            end = base + hi * h
-            pos = data.find(o, start, end)
-            while pos >= 0 and (pos - start) % h:
-                pos = data.find(o, pos + 1, end)
-            if pos >= 0:
-                out[o] = lo + (pos - start) // h
-        return out
+        if self._stride == h and hasattr(data, "find"):
+            return find_in_buckets(data, self._names_off, self._fanout, h, oids, self.find)
+        return find_in_buckets(self.names_view(), 0, self._fanout, h, oids, self.find)  # v1, or a plain view
 
     def offset(self, i: int) -> int:
         """Pack offset of the *i*-th object (64-bit offsets resolved)."""

@@ -39,7 +39,7 @@ import re
 import struct
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ..report import Finding, Severity, finding, register
@@ -49,6 +49,7 @@ from .chunks import (
     bsearch_oid,
     fanout_disorder,
     fanout_mismatch,
+    find_in_buckets,
     first_unsorted,
     hex_id,
     read_chunk_table,
@@ -160,6 +161,10 @@ class MultiPackIndex:
 
     def find(self, oid: bytes) -> int | None:
         return bsearch_oid(self._mv, self.fanout, self._oidl, self.algo.rawsz, oid)
+
+    def find_many(self, oids: Iterable[bytes]) -> dict[bytes, int]:
+        """Positions of those *oids* the MIDX lists, in bulk (:func:`~.chunks.find_in_buckets`)."""
+        return find_in_buckets(self._mv, self._oidl, self.fanout, self.algo.rawsz, oids, self.find)
 
     def location(self, i: int) -> tuple[int, int]:
         """``(pack int id, offset in that pack)`` of the object at position *i*."""
