@@ -270,6 +270,16 @@ class Collected:
             lr.held.close()
 
 
+def _feed_ends(checker: PackStreamChecker, buf: Any, size: int, algo: HashAlgo | None) -> None:
+    """A pack's 12-byte header and its trailer only: the bytes between are skipped, not read."""
+    rawsz = algo.rawsz if algo else 20
+    head = min(12, size)
+    checker.feed(buf[:head])
+    tail_start = max(head, size - rawsz)
+    checker.skip(tail_start - head)
+    checker.feed(buf[tail_start:size])
+
+
 class Collector:
     """Feed it entries with repository-relative paths; then take ``collected`` and ``findings``."""
 
@@ -512,12 +522,7 @@ class Collector:
                 self.collected.bytes_read += size
                 rec.pack = held
                 provisional = PackStreamChecker(entry.path, algo, hash_content=False)
-                rawsz = algo.rawsz if algo else 20
-                head = min(12, size)
-                provisional.feed(buf[:head])
-                tail_start = max(head, size - rawsz)
-                provisional.skip(tail_start - head)
-                provisional.feed(buf[tail_start:size])
+                _feed_ends(provisional, buf, size, algo)
                 rec.summary, _ = provisional.finish()
                 return
             if hash_content:
@@ -527,12 +532,7 @@ class Collector:
                 mv.release()
                 self.collected.bytes_hashed += size
             else:
-                rawsz = algo.rawsz if algo else 20
-                head = min(12, size)
-                checker.feed(buf[:head])
-                tail_start = max(head, size - rawsz)
-                checker.skip(tail_start - head)
-                checker.feed(buf[tail_start:size])
+                _feed_ends(checker, buf, size, algo)
             self.collected.bytes_read += size if hash_content else min(size, 12 + (algo.rawsz if algo else 20))
             if keep:
                 rec.pack = held
