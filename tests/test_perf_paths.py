@@ -167,6 +167,19 @@ def _flip_object(repo: Path) -> None:
     pack.write_bytes(bytes(data))
 
 
+def _spy_connectivity(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every ``check_connectivity`` call the object phase makes."""
+    calls: list[dict[str, Any]] = []
+    real = objectcheck.check_connectivity
+
+    def spy(*a: Any, **k: Any) -> Any:
+        calls.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(objectcheck, "check_connectivity", spy)
+    return calls
+
+
 @pytest.mark.parametrize("level", [Level.STANDARD, Level.FULL])
 def test_background_hash_reports_damage(mirror_copy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
                                         level: Level) -> None:
@@ -177,14 +190,7 @@ def test_background_hash_reports_damage(mirror_copy: Callable[[str], Path], monk
     inline = verify(repo, VerifyOptions(level=level))
     assert "packChecksumMismatch" in inline.codes()
     monkeypatch.setattr(collector_mod, "BACKGROUND_HASH_MIN", 0)
-    calls: list[dict[str, Any]] = []
-    real = objectcheck.check_connectivity
-
-    def spy(*a: Any, **k: Any) -> Any:
-        calls.append(k)
-        return real(*a, **k)
-
-    monkeypatch.setattr(objectcheck, "check_connectivity", spy)
+    calls = _spy_connectivity(monkeypatch)
     background = verify(repo, VerifyOptions(level=level))
     assert _key(background.findings) == _key(inline.findings)
     assert not calls[-1]["cover"]
@@ -193,14 +199,7 @@ def test_background_hash_reports_damage(mirror_copy: Callable[[str], Path], monk
 def test_background_hash_keeps_the_shortcut_on_a_sound_pack(mirrors: Callable[[str], Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collector_mod, "BACKGROUND_HASH_MIN", 0)
-    calls: list[dict[str, Any]] = []
-    real = objectcheck.check_connectivity
-
-    def spy(*a: Any, **k: Any) -> Any:
-        calls.append(k)
-        return real(*a, **k)
-
-    monkeypatch.setattr(objectcheck, "check_connectivity", spy)
+    calls = _spy_connectivity(monkeypatch)
     r = verify(mirrors("gc_bitmaps"), VerifyOptions())
     assert r.codes() == []
     assert calls[-1]["cover"]
