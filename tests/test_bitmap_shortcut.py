@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-import snapcheck.checks.objectcheck as objectcheck
+import snapcheck.checks.graph as graph_mod
 from snapcheck.checks.graph import GraphStats
 from snapcheck.options import VerifyOptions
 from snapcheck.report import Level, Report
@@ -31,14 +31,14 @@ from gitrepos import git, git_rc
 def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[GraphStats, dict[str, Any]]]]:
     """Records (stats, keyword arguments) of every connectivity check the object phase runs."""
     calls: list[tuple[GraphStats, dict[str, Any]]] = []
-    real = objectcheck.check_connectivity
+    real = graph_mod.check_connectivity
 
     def wrapper(*a: Any, **k: Any) -> Any:
         res = real(*a, **k)
         calls.append((res[0], k))
         return res
 
-    monkeypatch.setattr(objectcheck, "check_connectivity", wrapper)
+    monkeypatch.setattr(graph_mod, "check_connectivity", wrapper)
     yield calls
 
 

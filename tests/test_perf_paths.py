@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from test_objectstore import CONFIGS, load_packs, repo_algo, source
 
 import snapcheck.checks.collector as collector_mod
-import snapcheck.checks.objectcheck as objectcheck
+import snapcheck.checks.graph as graph_mod
 import snapcheck.checks.objectstore as objectstore
 import snapcheck.gitformats.chunks as chunks
 from snapcheck.checks.graph import BitmapCoverage, _ewah_int
@@ -170,13 +170,13 @@ def _flip_object(repo: Path) -> None:
 def _spy_connectivity(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The keyword arguments of every ``check_connectivity`` call the object phase makes."""
     calls: list[dict[str, Any]] = []
-    real = objectcheck.check_connectivity
+    real = graph_mod.check_connectivity
 
     def spy(*a: Any, **k: Any) -> Any:
         calls.append(k)
         return real(*a, **k)
 
-    monkeypatch.setattr(objectcheck, "check_connectivity", spy)
+    monkeypatch.setattr(graph_mod, "check_connectivity", spy)
     return calls
 
 

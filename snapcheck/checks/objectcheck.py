@@ -10,7 +10,7 @@ packed object (inflate, hash, CRC32, format checks) like ``git fsck --full`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..options import VerifyOptions
 from ..report import Finding, Level, finding
@@ -22,19 +22,7 @@ if TYPE_CHECKING:
     from .objectstore import ObjectStore, PackSource
 
 # ``quick`` needs only the pack indexes: the object store, the graph and the object parsers are imported
-# by the ``standard``/``full`` path.  ``check_connectivity`` is a module attribute all the same (loaded
-# on first access, and replaceable: tests wrap it).
-_FROM_GRAPH = ("check_connectivity",)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_GRAPH:
-        from . import graph
-
-        value = getattr(graph, name)
-        globals().setdefault(name, value)
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# by the ``standard``/``full`` path.
 
 
 class ObjectPhase:
@@ -202,10 +190,9 @@ def _whole(collected: Collected) -> Callable[[object], bool]:
 
 def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoModel, options: VerifyOptions,
                        findings: list[Finding], collected: Collected) -> ObjectPhase:
+    from . import graph as graph_mod
     from .graph import CommitGraphLinks, GraphStats
     from .objectstore import LinkCollector, ObjectError, verify_loose_objects, verify_pack_objects
-
-    connectivity = globals().get("check_connectivity") or __getattr__("check_connectivity")
 
     links: LinkCollector | None = None
     full = options.level.at_least(Level.FULL)
@@ -214,7 +201,7 @@ def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoM
     def walk(cover: BitmapCoverage | None) -> tuple[GraphStats, list[Finding], int | None]:
         """Connectivity from every root, then the ref checks (peels, HEAD's type, branches)."""
         out: list[Finding] = []
-        stats, fs = connectivity(store, _roots(model), model.algo, links=links, cover=cover, graph=graph)
+        stats, fs = graph_mod.check_connectivity(store, _roots(model), model.algo, links=links, cover=cover, graph=graph)
         out.extend(fs)
         type_of = _Types(store, cover)
         head_type: int | None = None
