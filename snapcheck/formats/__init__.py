@@ -18,22 +18,6 @@ if TYPE_CHECKING:
     from .junit import render_junit
 
 
-def _lazy(module: str, name: str) -> Callable[[Report], str]:
-    def render(report: Report) -> str:
-        fn: Callable[[Report], str] = getattr(importlib.import_module(module, __name__), name)
-        return fn(report)
-
-    render.__name__ = render.__qualname__ = name
-    return render
-
-
-FORMATS: dict[str, Callable[[Report], str]] = {
-    "text": render_text,
-    "json": _lazy(".json", "render_json"),
-    "jsonl": _lazy(".json", "render_jsonl"),
-    "junit": _lazy(".junit", "render_junit"),
-}
-
 _SUBMODULE_OF = {"render_json": ".json", "render_jsonl": ".json", "render_junit": ".junit"}
 
 
@@ -42,6 +26,23 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(module, __name__), name)
+
+
+def _lazy(name: str) -> Callable[[Report], str]:
+    def render(report: Report) -> str:
+        fn: Callable[[Report], str] = __getattr__(name)
+        return fn(report)
+
+    render.__name__ = render.__qualname__ = name
+    return render
+
+
+FORMATS: dict[str, Callable[[Report], str]] = {
+    "text": render_text,
+    "json": _lazy("render_json"),
+    "jsonl": _lazy("render_jsonl"),
+    "junit": _lazy("render_junit"),
+}
 
 
 __all__ = ["FORMATS", "render_json", "render_jsonl", "render_junit", "render_text"]
