@@ -46,47 +46,13 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+@dataclass(frozen=True)
 class CodeInfo:
-    """A registered finding code (immutable).  A plain class rather than a dataclass: generating the
-    dataclass costs every process about a millisecond at import, and every command imports this."""
-
-    __slots__ = ("area", "code", "git", "meaning", "severity")
-    __match_args__ = ("code", "severity", "meaning", "git", "area")
-
     code: str
     severity: Severity
     meaning: str
     git: str  # what git itself would say or do with such a file
     area: str  # the module/area that produces it, for grouping in the docs
-
-    def __init__(self, code: str, severity: Severity, meaning: str, git: str, area: str) -> None:
-        for name, value in zip(self.__match_args__, (code, severity, meaning, git, area), strict=True):
-            object.__setattr__(self, name, value)
-
-    def _key(self) -> tuple[str, Severity, str, str, str]:
-        return (self.code, self.severity, self.meaning, self.git, self.area)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, CodeInfo)
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"CodeInfo(code={self.code!r}, severity={self.severity!r}, meaning={self.meaning!r}, "
-                f"git={self.git!r}, area={self.area!r})")
-
-    def __reduce__(self) -> tuple[type[CodeInfo], tuple[str, Severity, str, str, str]]:
-        return (CodeInfo, self._key())
 
 
 _REGISTRY: dict[str, CodeInfo] = {}

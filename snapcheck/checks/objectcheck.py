@@ -10,6 +10,7 @@ packed object (inflate, hash, CRC32, format checks) like ``git fsck --full`` and
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..options import VerifyOptions
@@ -25,28 +26,13 @@ if TYPE_CHECKING:
 # by the ``standard``/``full`` path.
 
 
+@dataclass
 class ObjectPhase:
     """What the object phase found, how many objects it walked, and the type of HEAD's object."""
 
-    __slots__ = ("findings", "head_type", "objects_walked")
-
-    def __init__(self, findings: list[Finding], objects_walked: int, head_type: int | None) -> None:
-        self.findings = findings
-        self.objects_walked = objects_walked
-        self.head_type = head_type
-
-    def __repr__(self) -> str:
-        return (f"ObjectPhase(findings={self.findings!r}, objects_walked={self.objects_walked!r}, "
-                f"head_type={self.head_type!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, ObjectPhase)
-        return (self.findings, self.objects_walked, self.head_type) == (
-            other.findings, other.objects_walked, other.head_type)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+    findings: list[Finding]
+    objects_walked: int
+    head_type: int | None
 
 
 def _roots(model: RepoModel) -> list[tuple[str, bytes]]:
