@@ -43,6 +43,20 @@ def git_rc(*args: str, cwd: Path | str | None = None) -> tuple[int, str, str]:
     return res.returncode, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
 
 
+def all_objects(repo: Path) -> dict[str, tuple[str, bytes]]:
+    """Every object of *repo*: id -> (type, content), from one ``git cat-file --batch``."""
+    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True,
+                         env=GIT_ENV, check=True).stdout
+    objs: dict[str, tuple[str, bytes]] = {}
+    pos = 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        oid, typ, size = out[pos:nl].decode().split()
+        objs[oid] = (typ, out[nl + 1:nl + 1 + int(size)])
+        pos = nl + 1 + int(size) + 1
+    return objs
+
+
 def _commit(work: Path, n: int, files: dict[str, str], msg: str) -> str:
     for name, text in files.items():
         p = work / name

@@ -38,24 +38,10 @@ from snapcheck.gitformats.objects import (
 )
 from snapcheck.report import Severity
 
-from gitrepos import GIT_ENV, git
+from gitrepos import GIT_ENV, all_objects, git
 
 NULL = "0" * 40
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-def all_objects(repo: Path) -> dict[str, tuple[str, bytes]]:
-    """Every object of *repo*: id -> (type, content), from one ``git cat-file --batch``."""
-    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True,
-                         env=GIT_ENV, check=True).stdout
-    objs: dict[str, tuple[str, bytes]] = {}
-    pos = 0
-    while pos < len(out):
-        nl = out.index(b"\n", pos)
-        oid, typ, size = out[pos:nl].decode().split()
-        objs[oid] = (typ, out[nl + 1:nl + 1 + int(size)])
-        pos = nl + 1 + int(size) + 1
-    return objs
 
 
 TYPES = {"commit": OBJ_COMMIT, "tree": OBJ_TREE, "blob": OBJ_BLOB, "tag": OBJ_TAG}

@@ -38,7 +38,7 @@ from snapcheck.gitformats.loose_object import check_loose_object, loose_object_t
 from snapcheck.gitformats.objects import OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE, object_header
 from snapcheck.report import Severity
 
-from gitrepos import GIT_ENV, git, git_rc
+from gitrepos import GIT_ENV, all_objects, git, git_rc
 
 CONFIGS = ["gc_bitmaps", "geometric_midx", "loose", "sha256", "cruft", "many_refs"]
 TYPES = {"commit": OBJ_COMMIT, "tree": OBJ_TREE, "blob": OBJ_BLOB, "tag": OBJ_TAG}
@@ -82,19 +82,6 @@ def roots_of(repo: Path) -> list[tuple[str, bytes]]:
 def open_store(repo: Path) -> tuple[ObjectStore, HashAlgo]:
     algo = repo_algo(repo)
     return ObjectStore(algo, load_packs(repo, algo), load_loose(repo)), algo
-
-
-def all_objects(repo: Path) -> dict[str, tuple[str, bytes]]:
-    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True,
-                         env=GIT_ENV, check=True).stdout
-    objs: dict[str, tuple[str, bytes]] = {}
-    pos = 0
-    while pos < len(out):
-        nl = out.index(b"\n", pos)
-        oid, typ, size = out[pos:nl].decode().split()
-        objs[oid] = (typ, out[nl + 1:nl + 1 + int(size)])
-        pos = nl + 1 + int(size) + 1
-    return objs
 
 
 def codes(fs: list) -> set[str]:  # type: ignore[type-arg]
