@@ -300,6 +300,58 @@ def test_idx_claiming_2_to_the_32_objects(level: str) -> None:
     check_run(run, "idxBadSize")
 
 
+# ----------------------------------------------------------------------------- large good objects
+BIG_BLOB = 300 << 20  # inflated; the pattern repeats every 16 KiB, so zlib brings it down to a few MB
+
+
+@pytest.fixture(scope="module")
+def big_blob_tars(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Tars of two mirrors whose one file is a 300 MiB blob: its objects loose (``loose``), and
+    packed by git (``packed``).  Sound; the blob is larger than the memory bound."""
+    from gitrepos import git
+
+    base = tmp_path_factory.mktemp("bigblob")
+    work = base / "work"
+    git("init", "-q", "-b", "main", str(work))
+    block = bytes((i * 7919 + (i >> 5)) & 0xFF for i in range(16 << 10))
+    with (work / "big.bin").open("wb") as f:
+        for _ in range(BIG_BLOB // len(block)):
+            f.write(block)
+    git("add", "big.bin", cwd=work)
+    git("commit", "-q", "-m", "one big file", cwd=work)
+    loose = base / "loose.git"
+    git("init", "-q", "--bare", "-b", "main", str(loose))
+    git("push", "-q", str(loose), "main", cwd=work)  # a local push unpacks few objects: loose
+    if any((loose / "objects/pack").glob("*.pack")):  # pragma: no cover - git's unpackLimit
+        git("unpack-objects", "-q", cwd=loose)
+    packed = base / "packed.git"
+    git("clone", "-q", "--mirror", "--no-local", str(work), str(packed))
+    git("repack", "-adq", cwd=packed)
+    (work / "big.bin").unlink()
+    out = {"loose": tar_of(loose), "packed": tar_of(packed)}
+    assert len(out["loose"]) < BIG_BLOB // 10 and not list((loose / "objects/pack").glob("*.pack"))
+    assert list((packed / "objects/pack").glob("*.pack"))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["loose", "packed"])
+@pytest.mark.parametrize("level", ["standard", "full"])
+def test_a_blob_larger_than_the_memory_bound(big_blob_tars: dict[str, bytes], layout: str, level: str) -> None:
+    """A good 300 MiB blob, loose or packed, at standard and full: sound, and never held whole (it is
+    hashed as it inflates)."""
+    run = run_verify(chunked(big_blob_tars[layout]), "--level", level)
+    print(run.describe())
+    assert b"Traceback" not in run.stderr, run.describe()
+    assert run.rc == 0 and run.report["verdict"] == "sound", run.describe()
+    assert run.rss_mib <= RSS_LIMIT_MIB, run.describe()
+
+
+def chunked(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+
+
 # ----------------------------------------------------------------------------- every limit, in process
 def verify_bytes(data: bytes, **limits: int) -> Report:
     return verify_stream(io.BytesIO(data), VerifyOptions(limits=Limits(**limits)), label="t.tar")

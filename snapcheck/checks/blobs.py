@@ -7,12 +7,43 @@ import mmap
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import SourceError
 
 CHUNK = 1 << 20
+
+
+def release_pages(buf: Any) -> None:
+    """Drop the pages of a mapped file from this process's resident set (``MADV_DONTNEED``; they stay
+    in the page cache and come back on the next access), so reading a pack of any size keeps the
+    resident set bounded.  Anything else than an mmap is left alone."""
+    advise = getattr(buf, "madvise", None)
+    flag = getattr(mmap, "MADV_DONTNEED", None)
+    if advise is not None and flag is not None:
+        try:
+            advise(flag)
+        except (OSError, ValueError):  # closed, or not supported here: only memory is at stake
+            pass
+
+
+def pages_releaser(buf: Any, every: int = 32) -> Callable[[], None] | None:
+    """For the inflaters that read a mapped file a window (~1 MiB) at a time: a callback that lets the
+    file's pages go (:func:`release_pages`) every *every* windows, so one huge object does not keep
+    its whole file resident.  None for a buffer in memory."""
+    if not isinstance(buf, mmap.mmap):
+        return None
+    count = [0]
+
+    def after_window() -> None:
+        count[0] += 1
+        if count[0] >= every:
+            count[0] = 0
+            release_pages(buf)
+
+    return after_window
 
 
 class Held:

@@ -75,6 +75,7 @@ from ..gitformats.objects import (
 )
 from ..report import Finding, Severity, finding, register
 from . import repository as _repository  # noqa: F401  (registers refTargetMissing, shared with the quick level)
+from .blobs import pages_releaser
 from .objectstore import LinkCollector, ObjectError, ObjectStore, find_many, order_by_offset, scan_pack_links
 
 register(
@@ -128,7 +129,7 @@ def _collect(store: ObjectStore, links: LinkCollector) -> None:
         if loose_object_type(raw) == OBJ_BLOB:  # a blob is typed from its header, never read
             links.loose_types[oid] = OBJ_BLOB
             continue
-        obj, _fs = check_loose_object(raw, path, algo, verify_hash=True)
+        obj, _fs = check_loose_object(raw, path, algo, verify_hash=True, after_window=pages_releaser(raw))
         if obj is None:
             links.unreadable += 1
             continue

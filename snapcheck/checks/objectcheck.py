@@ -132,7 +132,9 @@ def check_objects(collected: Collected, model: RepoModel, options: VerifyOptions
         order = model.pack_orders.get(hexname)  # only .rev tables that verified
         packs.append(PackSource(f"objects/pack/pack-{hexname}.pack", rec.pack.buf, idx,
                                 order=order, order_checked=order is not None))
-    loose = {bytes.fromhex(h): (r.path, (lambda r=r: bytes(r.held.buf))) for h, r in collected.loose.items()
+    # the held buffer itself (a mapped file or a spooled member): a loose object is inflated a window at
+    # a time, never copied whole
+    loose = {bytes.fromhex(h): (r.path, (lambda r=r: r.held.buf)) for h, r in collected.loose.items()
              if bytes.fromhex(h) in model.loose_oids}
     store = ObjectStore(model.algo, packs, loose)
     try:

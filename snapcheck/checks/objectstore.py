@@ -66,6 +66,7 @@ from ..gitformats.objects import (
 )
 from ..gitformats.zlibimpl import zlib
 from ..report import Finding, Severity, finding, register
+from .blobs import pages_releaser, release_pages
 
 _rust_apply_delta: Callable[[bytes, bytes], list[bytes]] | None = None
 _RustDeltaError: type[Exception] = ValueError
@@ -115,6 +116,11 @@ _RUST_DELTA_LIMIT = 64 << 20  # results larger than this are built incrementally
 _HEADER_SHIFT_LIMIT = 64  # git: unpack_object_header_buffer refuses sizes beyond unsigned long
 _MAX_INFLATE_CALL = 1 << 30  # output per zlib call (sizes from damaged headers can be absurd)
 _MAX_OBJECT_SIZE = 1 << 62
+# ``full``: a blob at least this large that no delta is built on is hashed as it inflates, never held
+# whole (see _PackPass._stream_blob); the window and chunk bound the bytes in memory meanwhile
+STREAM_MIN = 16 << 20
+_STREAM_WINDOW = 1 << 20
+_STREAM_CHUNK = 1 << 20
 
 
 class PackIndexLike(Protocol):
@@ -260,6 +266,49 @@ def _inflate(mv: memoryview, start: int, stop: int, size: int, *, exact: bool) -
         raise _Bad("packObjectCorrupt", f"inflates to {have} bytes, not the {size} its header declares")
     data = parts[0] if len(parts) == 1 else b"".join(parts)
     return data, len(d.unused_data)
+
+
+def _inflate_to(mv: memoryview, start: int, stop: int, size: int, sink: Callable[[bytes], object],
+                after_window: Callable[[], object] | None = None) -> int:
+    """:func:`_inflate` with *exact* (the stream at *start*, bounded by the next object at *stop*, must
+    give *size* bytes), handing the content to *sink* chunk by chunk instead of returning it: the
+    input is fed ``_STREAM_WINDOW`` bytes at a time and at most ``_STREAM_CHUNK`` bytes come out per
+    call, so memory stays bounded whatever the object's size.  Same verdicts and messages as
+    :func:`_inflate`; *after_window* runs after each window is used up (to let mapped pages go).
+    Returns the number of input bytes left after the stream's end."""
+    d = zlib.decompressobj()
+    want = size + 1
+    have = 0
+    pos = start
+    tail: Any = b""
+    try:
+        while True:
+            if not tail and pos < stop:
+                if after_window is not None and pos > start:
+                    after_window()
+                tail = mv[pos:min(stop, pos + _STREAM_WINDOW)]
+                pos += len(tail)
+            # with the input used up, empty calls still drain what an output-bound call left pending
+            chunk = d.decompress(tail, min(want - have, _STREAM_CHUNK))
+            rest = d.unconsumed_tail
+            if chunk:
+                sink(chunk)
+                have += len(chunk)
+            if d.eof or have > size:
+                break
+            if not chunk and len(rest) == len(tail):  # nothing out, nothing taken: the input is exhausted
+                break
+            tail = rest
+    except zlib.error as e:
+        raise _Bad("packObjectCorrupt", f"zlib stream at offset {start} is corrupt ({e})") from None
+    if have > size:
+        raise _Bad("packObjectCorrupt", f"inflates to more than the {size} bytes its header declares")
+    if not d.eof:
+        raise _Bad("packObjectCorrupt",
+                   f"zlib stream at offset {start} does not end before offset {stop} ({have} of {size} bytes)")
+    if have != size:
+        raise _Bad("packObjectCorrupt", f"inflates to {have} bytes, not the {size} its header declares")
+    return len(d.unused_data) + stop - pos
 
 
 def _delta_varint(delta: bytes, pos: int) -> tuple[int, int]:
@@ -539,7 +588,8 @@ class ObjectStore:
 
     def _read_loose(self, oid: bytes, entry: LooseEntry) -> tuple[int, bytes]:
         path, load = entry
-        obj, fs = check_loose_object(load(), path, self.algo, verify_hash=True)
+        buf = load()
+        obj, fs = check_loose_object(buf, path, self.algo, verify_hash=True, after_window=pages_releaser(buf))
         if obj is None:
             why = "; ".join(f.message for f in fs) or "unreadable"
             raise ObjectError("looseObjectUnreadable", path, f"{path}: object {oid.hex()}: {why}")
@@ -759,19 +809,6 @@ def _mapped_resident() -> int:
             return int(f.read().split()[2]) * mmap.PAGESIZE
     except (OSError, ValueError, IndexError):
         return -1
-
-
-def release_pages(buf: Any) -> None:
-    """Drop the pages of a mapped file from this process's resident set (``MADV_DONTNEED``; they stay
-    in the page cache and come back on the next access), so reading a pack of any size keeps the
-    resident set bounded.  Anything else than an mmap is left alone."""
-    advise = getattr(buf, "madvise", None)
-    flag = getattr(mmap, "MADV_DONTNEED", None)
-    if advise is not None and flag is not None:
-        try:
-            advise(flag)
-        except (OSError, ValueError):  # closed, or not supported here: only memory is at stake
-            pass
 
 
 def _pickle() -> Any:
@@ -1309,9 +1346,13 @@ class _PackPass:
             typ = kind[p]
             if failed[p]:
                 continue
-            if typ == OBJ_BLOB and not full:
-                self._type_blob_tree(p)
-                continue
+            if typ == OBJ_BLOB:
+                if not full:
+                    self._type_blob_tree(p)
+                    continue
+                if first[p] == -1 and self.size[p] >= STREAM_MIN:
+                    self._stream_blob(p)
+                    continue
             try:
                 data = inflate(p)
             except _Bad as e:
@@ -1341,6 +1382,46 @@ class _PackPass:
                 if first[c] != -1:
                     stack.append(res)
                     cursor.append(first[c])
+
+    def _stream_blob(self, p: int) -> None:
+        """``full``: a large blob no delta is built on, checked like any other entry (CRC32, inflate,
+        hash against its idx name) but streamed: its content is never held whole, and the pages of
+        the pack it maps are let go as it goes."""
+        off = self.soffs[p]
+        stop = self.soffs[p + 1] if p + 1 < self.n else self.end
+        buf = self.pack.buf
+
+        def let_go() -> None:
+            if _mapped_resident() > _RESIDENT_MAX:
+                release_pages(buf)
+
+        if self.crcs is not None:
+            self.crc_done[p] = 1
+            crc = 0
+            for lo in range(off, stop, _STREAM_WINDOW):
+                crc = zlib.crc32(self.mv[lo:min(stop, lo + _STREAM_WINDOW)], crc)
+                let_go()
+            if crc != self.crcs[self.order[p]]:
+                self._crc_mismatch(p, off, stop)
+        size = self.size[p]
+        h = self._hnew(b"blob %d\x00" % size)
+        try:
+            left = _inflate_to(self.mv, off + self.hlen[p], stop, size, h.update, let_go)
+            if left:
+                raise _Bad("packObjectCorrupt",
+                           f"{left} byte(s) lie between the end of its zlib stream and the next object")
+        except _Bad as e:
+            self._fail(p, e)
+            return
+        let_go()
+        self.inflated += size
+        i = self.order[p]
+        got = h.digest()
+        rawsz = self.algo.rawsz
+        if self.names[i * rawsz:(i + 1) * rawsz] != got:
+            self._hash_mismatch(p, i, OBJ_BLOB, got)
+            return
+        self.types[i] = OBJ_BLOB
 
     def _type_blob_tree(self, p: int) -> None:
         """``standard``: a blob and the deltas built on it are blobs; nothing is inflated."""
@@ -1546,7 +1627,10 @@ def verify_loose_objects(loose: Mapping[bytes, LooseEntry] | Iterable[tuple[byte
     out: list[Finding] = []
     for oid, (path, load) in items:
         st.objects += 1
-        obj, fs = check_loose_object(load(), path, algo, verify_hash=True)
+        # a blob's content is hashed as it inflates, never held: nothing reads it afterwards
+        buf = load()
+        obj, fs = check_loose_object(buf, path, algo, verify_hash=True, keep_blob=False,
+                                     after_window=pages_releaser(buf))
         out.extend(fs)
         if obj is None:
             st.unreadable += 1

@@ -511,13 +511,16 @@ class RepositoryChecks:
         if not self.c.loose:
             return
         from ..gitformats.loose_object import check_loose_object
+        from .blobs import pages_releaser
 
         for hexoid, rec in sorted(self.c.loose.items()):
             if len(hexoid) != m.algo.hexsz:
                 self.findings.append(finding("objectFormatMismatch", rec.path,
                                              f"{rec.path}: {len(hexoid)}-hex object name in a {m.algo.name} repository"))
                 continue
-            obj, fs = check_loose_object(rec.held.buf, rec.path, m.algo, verify_hash=verify, keep_content=False)
+            buf = rec.held.buf
+            obj, fs = check_loose_object(buf, rec.path, m.algo, verify_hash=verify, keep_content=False,
+                                         after_window=pages_releaser(buf))
             self.findings.extend(fs)
             if obj is not None:
                 m.loose_oids.add(bytes.fromhex(hexoid))

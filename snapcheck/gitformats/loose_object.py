@@ -16,16 +16,20 @@ Rules, as git reads a loose object (git: object-file.c ``unpack_loose_header``,
    (git fsck: "<oid>: hash-path mismatch, found at: <path>")                     (looseObjectHashMismatch)
 
 Inflating is bounded by the size the header declares (a small file cannot make us allocate more
-than it claims plus one byte).
+than it claims plus one byte).  The stream is fed in windows of ``_WINDOW`` bytes and inflated in
+chunks of ``_CHUNK`` bytes, so an object of any size is checked in bounded memory (its content is
+only kept when the caller asks for it) and in time linear in its size.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..report import Finding, Severity, finding, register
 from .common import Buffer, HashAlgo
-from .objects import TYPE_BY_NAME, TYPE_NAMES
+from .objects import OBJ_BLOB, TYPE_BY_NAME, TYPE_NAMES
 from .zlibimpl import zlib
 
 register(
@@ -61,7 +65,8 @@ register(
 
 MAX_HEADER_LEN = 32  # git: object-file.h MAX_HEADER_LEN
 _HEADER_RE = re.compile(rb"([^ \x00]*) (0|[1-9][0-9]*)\x00")
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # content inflated per call
+_WINDOW = 1 << 20  # compressed bytes fed per call (zlib copies what a call leaves unconsumed)
 
 
 def oid_from_path(path: str, algo: HashAlgo) -> bytes | None:
@@ -75,12 +80,42 @@ def oid_from_path(path: str, algo: HashAlgo) -> bytes | None:
     return bytes.fromhex(hexoid)
 
 
+def _inflate_header(d: Any, mv: memoryview, after_window: Callable[[], object] | None = None
+                    ) -> tuple[bytes, Buffer, int]:
+    """The first ``MAX_HEADER_LEN`` inflated bytes of *mv* (fewer if the stream ends or the input runs
+    out first), fed a window at a time: ``(head, unconsumed input of the last window, bytes of mv fed)``.
+    Raises ``zlib.error`` as one whole-buffer call would."""
+    n = len(mv)
+    tail: Buffer = mv[:_WINDOW]
+    pos = len(tail)
+    head = b""
+    while True:
+        head += d.decompress(tail, MAX_HEADER_LEN - len(head))
+        rest = d.unconsumed_tail
+        if len(head) >= MAX_HEADER_LEN or d.eof:
+            return head, rest, pos
+        if not rest:
+            if pos >= n:
+                return head, rest, pos  # the input is exhausted
+            if after_window is not None:
+                after_window()
+            rest = mv[pos:pos + _WINDOW]
+            pos += len(rest)
+        elif len(rest) == len(tail):  # pragma: no cover - zlib always progresses on input
+            return head, rest, pos
+        tail = rest
+
+
 def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: bool,
-                       keep_content: bool = True) -> tuple[tuple[int, bytes] | None, list[Finding]]:
+                       keep_content: bool = True, keep_blob: bool = True,
+                       after_window: Callable[[], object] | None = None
+                       ) -> tuple[tuple[int, bytes] | None, list[Finding]]:
     """Inflate and check one loose object.  Returns ``((type, content), findings)``, or
     ``(None, findings)`` when the file does not hold the object its path names.  With
-    *keep_content* False the content is hashed as it inflates and not kept (``content`` is
-    ``b""``): memory stays bounded whatever the object inflates to."""
+    *keep_content* False (or *keep_blob* False and the object is a blob) the content is hashed as
+    it inflates and not kept (``content`` is ``b""``): memory stays bounded whatever the object
+    inflates to.  *after_window* is called each time another window of *data* is about to be fed
+    (the caller may let the pages of a mapped file go)."""
     out: list[Finding] = []
     mv = memoryview(data)
     if mv.ndim != 1 or mv.format != "B":
@@ -94,14 +129,14 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: 
         return None, out
     d = zlib.decompressobj()
     try:
-        head = d.decompress(mv, MAX_HEADER_LEN)
+        head, tail, pos = _inflate_header(d, mv, after_window)
     except zlib.error as e:
         out.append(finding("looseObjectCorrupt", path,
                            f"{path}: not a valid zlib stream ({e}); git: error: unable to unpack header of {path}"))
         return None, out
     m = _HEADER_RE.match(head)
     if m is None:
-        if b"\x00" not in head and len(head) < MAX_HEADER_LEN and not d.eof and not d.unconsumed_tail:
+        if b"\x00" not in head and len(head) < MAX_HEADER_LEN and not d.eof and not tail and pos >= n:
             out.append(finding("looseObjectTruncated", path,
                                f"{path}: the zlib stream ends after {n} bytes, inside the object header "
                                f"(the file was cut); git: error: unable to unpack header of {path}"))
@@ -119,27 +154,33 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: 
         return None, out
     size = int(size_text)
     hasher = algo.new(m.group(0)) if verify_hash else None
+    keep = keep_content and (keep_blob or obj_type != OBJ_BLOB)
     first = head[m.end():]
-    parts = [first] if keep_content else []
+    parts = [first] if keep else []
     if hasher is not None:
         hasher.update(first)
     have = len(first)
     try:
-        tail = d.unconsumed_tail
         while not d.eof and have <= size:
+            if not tail and pos < n:
+                if after_window is not None:
+                    after_window()
+                tail = mv[pos:pos + _WINDOW]
+                pos += len(tail)
+            # with the input used up, empty calls still drain what an output-bound call left pending
             chunk = d.decompress(tail, min(size + 1 - have, _CHUNK))
             rest = d.unconsumed_tail
-            if keep_content:
+            if keep:
                 parts.append(chunk)
             if hasher is not None:
                 hasher.update(chunk)
             have += len(chunk)
-            if not chunk and len(rest) == len(tail):
-                break  # no progress: the input is exhausted (a cut stream)
+            if not chunk and len(rest) == len(tail):  # nothing out, nothing taken: the input is exhausted
+                break
             tail = rest
     except zlib.error as e:
         out.append(finding("looseObjectCorrupt", path,
-                           f"{path}: zlib stream is corrupt after {have} content bytes ({e}); "
+                           f"{path}: zlib stream is corrupt within its content ({e}); "
                            f"git: error: corrupt loose object '{label}'"))
         return None, out
     if have > size:
@@ -152,9 +193,10 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: 
                            f"{path}: the zlib stream ends early ({n} bytes, {have} of {size} content bytes "
                            f"inflated): the file was cut; git: error: corrupt loose object '{label}'"))
         return None, out
-    if d.unused_data:
+    garbage = len(d.unused_data) + n - pos  # after the stream: in the last window, and never fed
+    if garbage:
         out.append(finding("looseObjectTrailingGarbage", path,
-                           f"{path}: {len(d.unused_data)} byte(s) after the end of the zlib stream; "
+                           f"{path}: {garbage} byte(s) after the end of the zlib stream; "
                            f"git: error: garbage at end of loose object '{label}'"))
         return None, out
     if have != size:
@@ -180,8 +222,11 @@ def check_loose_object(data: Buffer, path: str, algo: HashAlgo, *, verify_hash: 
 
 def loose_object_type(data: Buffer) -> int | None:
     """The type in a loose object's header, inflating only the header (None if unreadable)."""
+    mv = memoryview(data)
+    if mv.ndim != 1 or mv.format != "B":
+        mv = mv.cast("B")
     try:
-        head = zlib.decompressobj().decompress(data, MAX_HEADER_LEN)
+        head = _inflate_header(zlib.decompressobj(), mv)[0]
     except zlib.error:
         return None
     m = _HEADER_RE.match(head)
