@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_objectstore import _entry, _ofs, _varint, oid_of, source, write_pack
 
 import snapcheck.checks.objectstore as objectstore
 import snapcheck.gitformats.loose_object as loose_object
@@ -231,7 +232,7 @@ def test_large_loose_blob_is_not_held(big_repo: dict[str, Path]) -> None:
     assert fs == [] and stats.objects == len(loose) and stats.by_type[OBJ_BLOB] >= len(blobs)
     assert peak < BIG // 8, peak
     # a blob read for its content keeps it
-    oid = next(iter(blobs))
+    oid = bytes.fromhex(git("rev-parse", "HEAD:random.bin", cwd=big_repo["loose"]).strip())
     obj, fs2 = check_loose_object(raw[oid], loose[oid][0], SHA1, verify_hash=True)
     assert fs2 == [] and obj is not None and len(obj[1]) == BIG
 
@@ -389,3 +390,58 @@ def test_hash_of_streamed_blob_is_checked(big_repo: dict[str, Path]) -> None:
         results.append([(f.code, f.message) for f in fs])
     assert results[0] == results[1]
     assert [c for c, _m in results[0]] == ["packObjectHashMismatch"] and oid in results[0][0][1]
+
+
+# -- delta chains: a chain of any depth holds two contents, not its depth ----------------------------
+def _copy_all_but_last(src: bytes, last: bytes) -> bytes:
+    """A delta giving ``src[:-1] + last``: copy ops of at most 64 KiB, then one insert."""
+    out = bytearray(_varint(len(src)) + _varint(len(src)))
+    n = len(src) - 1
+    for off in range(0, n, 0x10000):
+        size = min(0x10000, n - off)
+        out += bytes([0x80 | 0x0F | 0x30]) + off.to_bytes(4, "little") + (size & 0xFFFF).to_bytes(2, "little")
+    out += bytes([1]) + last
+    return bytes(out)
+
+
+def _chain_pack(depth: int, size: int, *, break_at: int | None = None) -> tuple[bytes, bytes]:
+    """A blob and *depth* OFS deltas, each on the one before (a linear chain, as ``--depth`` lets git
+    write).  *break_at*: that delta names a base one byte too short (it cannot apply)."""
+    content = random.Random(3).randbytes(size)
+    entries: list[tuple[bytes, bytes]] = [(oid_of(OBJ_BLOB, content), _entry(OBJ_BLOB, size, b"", zlib.compress(content, 1)))]
+    offsets = [12]
+    pos = 12 + len(entries[0][1])
+    for k in range(depth):
+        new = content[:-1] + bytes([k & 0xFF])
+        delta = _copy_all_but_last(content, new[-1:])
+        if k == break_at:
+            delta = _varint(len(content) - 1) + delta[len(_varint(len(content))):]
+        raw = _entry(6, len(delta), _ofs(pos - offsets[-1]), zlib.compress(delta, 1))
+        entries.append((oid_of(OBJ_BLOB, new), raw))
+        offsets.append(pos)
+        pos += len(raw)
+        content = new
+    return write_pack(entries)
+
+
+def test_linear_delta_chain_holds_two_contents() -> None:
+    depth, size = 40, 512 << 10
+    src = source(*_chain_pack(depth, size))
+    tracemalloc.start()
+    try:
+        stats, fs = verify_pack_objects(src, SHA1, check_format=True, jobs=1)
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fs == [] and stats.blobs == depth + 1 and stats.deltas == depth
+    # before: every base on the way down stayed on the stack (depth x size, 20 MiB here)
+    assert peak < 8 * size, peak
+
+
+def test_broken_link_in_a_chain_fails_what_is_built_on_it() -> None:
+    depth = 12
+    src = source(*_chain_pack(depth, 4096, break_at=5))
+    stats, fs = verify_pack_objects(src, SHA1, check_format=True, jobs=1)
+    assert [f.code for f in fs] == ["packObjectCorrupt"]
+    assert "6 delta(s) built on it cannot be resolved either" in fs[0].message
+    assert stats.blobs == 5 + 1 and stats.unreadable == depth - 5

@@ -1361,8 +1361,11 @@ class _PackPass:
             visit(p, typ, data)
             if first[p] == -1:
                 continue
-            # depth first over the delta tree: one chain of contents is held at a time
+            # depth first over the delta tree.  Held: the contents of the bases on the way down that
+            # still have deltas to apply; a base whose last delta is being applied gives its place to
+            # that delta, so a chain of any depth holds two contents at most
             stack: list[bytes] = [data]
+            del data
             cursor = [first[p]]
             while cursor:
                 c = cursor[-1]
@@ -1380,8 +1383,13 @@ class _PackPass:
                     continue
                 visit(c, typ, res)
                 if first[c] != -1:
-                    stack.append(res)
-                    cursor.append(first[c])
+                    if cursor[-1] == -1:  # c was its base's last delta: the base is done with
+                        stack[-1] = res
+                        cursor[-1] = first[c]
+                    else:
+                        stack.append(res)
+                        cursor.append(first[c])
+                del res
 
     def _stream_blob(self, p: int) -> None:
         """``full``: a large blob no delta is built on, checked like any other entry (CRC32, inflate,
