@@ -216,7 +216,8 @@ def _standard_and_full(store: ObjectStore, packs: list[PackSource], model: RepoM
         # one pass per pack: inflate, hash, CRC and fsck every object; connectivity reuses its links
         links = LinkCollector(model.algo)
         for p in packs:
-            _stats, fs = verify_pack_objects(p, model.algo, check_format=True, links=links)
+            _stats, fs = verify_pack_objects(p, model.algo, check_format=True, links=links,
+                                             spool_dir=options.spool_dir)
             findings.extend(fs)
         _lstats, fs = verify_loose_objects(store.loose, model.algo, check_format=True, links=links)
         findings.extend(fs)

@@ -41,6 +41,7 @@ import mmap
 import operator
 import os
 import re
+import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -362,8 +363,9 @@ def _apply_delta_py(src: bytes, delta: bytes, pos: int, dst_size: int) -> bytes:
     return bytes(out)
 
 
-def apply_delta(src: bytes, delta: bytes) -> bytes:
-    """Apply a git delta to *src*; raises on anything git's patch_delta refuses."""
+def _delta_header(delta: bytes, src_len: int) -> tuple[int, int]:
+    """A delta's result size and the position of its first opcode; raises where git's patch_delta
+    refuses the delta before replaying it (too short, or made for a base of another size)."""
     if len(delta) < 4:
         raise _Bad("packObjectCorrupt", "delta is shorter than the smallest valid delta (4 bytes)")
     # the two sizes, inline (this runs once per delta); _delta_varint handles the long ones
@@ -381,8 +383,14 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
         dst_size, pos = (c & 0x7F) | (delta[pos + 1] << 7), pos + 2
     else:
         dst_size, pos = _delta_varint(delta, pos)
-    if src_size != len(src):
-        raise _Bad("packObjectCorrupt", f"delta expects a {src_size}-byte base but the base has {len(src)} bytes")
+    if src_size != src_len:
+        raise _Bad("packObjectCorrupt", f"delta expects a {src_size}-byte base but the base has {src_len} bytes")
+    return dst_size, pos
+
+
+def apply_delta(src: bytes, delta: bytes) -> bytes:
+    """Apply a git delta to *src*; raises on anything git's patch_delta refuses."""
+    dst_size, pos = _delta_header(delta, len(src))
     if not _rust_loaded:
         _load_rust()
     if _rust_apply_delta is not None and dst_size <= _RUST_DELTA_LIMIT:
@@ -395,6 +403,100 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
             raise _Bad("packObjectCorrupt", f"delta gives {len(res)} bytes, not the {dst_size} it declares")
         return res
     return _apply_delta_py(src, delta, pos, dst_size)
+
+
+def _apply_delta_to(src: Buffer, delta: bytes, pos: int, dst_size: int, sink: Callable[[Buffer], object],
+                    every: Callable[[], object] | None = None) -> None:
+    """:func:`_apply_delta_py` (same replay, same refusals) handing the result to *sink* in pieces of
+    about ``_STREAM_CHUNK`` bytes (less than 4 KiB more) instead of building it; *src* may be a mapped
+    file, whose long copied ranges go to *sink* as views of it (not copies).  *every* runs after each
+    piece (to let the mapped pages of *src* go)."""
+    out = bytearray()  # inserted bytes and short copies, not handed on yet
+    have = 0  # bytes of the result so far (handed on or in out)
+    n = len(delta)
+    view = memoryview(src)
+    src_size = len(view)
+    limit = _STREAM_CHUNK
+
+    def flush() -> None:
+        sink(bytes(out))
+        out.clear()
+        if every is not None:
+            every()
+
+    while pos < n:
+        cmd = delta[pos]
+        pos += 1
+        if cmd & 0x80:
+            off = sz = 0
+            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+                if cmd & bit:
+                    off |= (delta[pos] if pos < n else 0) << shift
+                    pos += 1
+            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+                if cmd & bit:
+                    sz |= (delta[pos] if pos < n else 0) << shift
+                    pos += 1
+            if sz == 0:
+                sz = 0x10000
+            if off + sz > src_size or sz > dst_size - have:
+                break
+            have += sz
+            if sz < 4096:
+                out += view[off:off + sz]
+            else:  # a long copy goes on as views of the base, in pieces of at most the chunk size
+                if out:
+                    flush()
+                for lo in range(off, off + sz, limit):
+                    sink(view[lo:min(off + sz, lo + limit)])
+                    if every is not None:
+                        every()
+                continue
+        elif cmd:
+            if cmd > dst_size - have or cmd > n - pos:
+                break
+            out += delta[pos:pos + cmd]
+            pos += cmd
+            have += cmd
+        else:
+            raise _Bad("packObjectCorrupt", "unexpected delta opcode 0")
+        if len(out) >= limit:
+            flush()
+    if pos != n or have != dst_size:
+        raise _Bad("packObjectCorrupt", "delta replay has gone wild (it does not fit its base or its result size)")
+    if out:
+        flush()
+
+
+class _Spill:
+    """A large blob's content written to an anonymous temporary file and mapped, for the deltas built
+    on it (``full``): the content is never held in memory whole."""
+
+    __slots__ = ("_file", "buf", "size")
+
+    def __init__(self, spool_dir: str | None) -> None:
+        self._file = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed by close()
+        self.size = 0
+        self.buf: Any = b""
+
+    def write(self, b: Buffer) -> None:
+        self.size += self._file.write(b)
+
+    def seal(self) -> _Spill:
+        """Done writing: map what was written (``buf``)."""
+        self._file.flush()
+        if self.size:
+            self.buf = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        return self
+
+    def close(self) -> None:
+        if isinstance(self.buf, mmap.mmap):
+            try:
+                self.buf.close()
+            except BufferError:  # pragma: no cover - a view still points into it: the collector frees it
+                pass
+        self.buf = b""
+        self._file.close()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -844,8 +946,9 @@ class _PackPass:
 
     def __init__(self, pack: PackSource, algo: HashAlgo, *, full: bool, check_format: bool,
                  links: LinkCollector | None, pack_order: Sequence[int] | None = None,
-                 jobs: int | None = None) -> None:
+                 jobs: int | None = None, spool_dir: str | None = None) -> None:
         self.pack = pack
+        self.spool_dir = spool_dir  # where large blobs that deltas are built on are written (full)
         self.pack_order = pack_order if pack_order is not None else pack.order
         self.algo = algo
         self.full = full
@@ -1346,44 +1449,55 @@ class _PackPass:
             typ = kind[p]
             if failed[p]:
                 continue
-            if typ == OBJ_BLOB:
+            # full: a blob delta tree may hold large contents, kept in mapped temp files (_Spill)
+            big = full and typ == OBJ_BLOB
+            data: Any
+            if typ == OBJ_BLOB and (not full or self.size[p] >= STREAM_MIN):
                 if not full:
                     self._type_blob_tree(p)
                     continue
-                if first[p] == -1 and self.size[p] >= STREAM_MIN:
-                    self._stream_blob(p)
+                data = self._stream_blob(p, keep=first[p] != -1)
+                if data is None:
                     continue
-            try:
-                data = inflate(p)
-            except _Bad as e:
-                self._fail(p, e)
-                continue
-            visit(p, typ, data)
-            if first[p] == -1:
-                continue
+            else:
+                try:
+                    data = inflate(p)
+                except _Bad as e:
+                    self._fail(p, e)
+                    continue
+                visit(p, typ, data)
+                if first[p] == -1:
+                    continue
             # depth first over the delta tree.  Held: the contents of the bases on the way down that
             # still have deltas to apply; a base whose last delta is being applied gives its place to
             # that delta, so a chain of any depth holds two contents at most
-            stack: list[bytes] = [data]
+            stack: list[Any] = [data]
             del data
             cursor = [first[p]]
             while cursor:
                 c = cursor[-1]
                 if c == -1:
-                    stack.pop()
+                    done = stack.pop()
                     cursor.pop()
+                    if big and isinstance(done, _Spill):
+                        done.close()
                     continue
                 cursor[-1] = nxt[c]
                 if failed[c]:
                     continue
                 try:
-                    res = apply_delta(stack[-1], inflate(c))
+                    if big:
+                        res = self._blob_delta(c, stack[-1], inflate, visit)
+                    else:
+                        res = apply_delta(stack[-1], inflate(c))
+                        visit(c, typ, res)
                 except _Bad as e:
                     self._fail(c, e)
                     continue
-                visit(c, typ, res)
                 if first[c] != -1:
                     if cursor[-1] == -1:  # c was its base's last delta: the base is done with
+                        if big and isinstance(stack[-1], _Spill):
+                            stack[-1].close()
                         stack[-1] = res
                         cursor[-1] = first[c]
                     else:
@@ -1391,10 +1505,56 @@ class _PackPass:
                         cursor.append(first[c])
                 del res
 
-    def _stream_blob(self, p: int) -> None:
-        """``full``: a large blob no delta is built on, checked like any other entry (CRC32, inflate,
-        hash against its idx name) but streamed: its content is never held whole, and the pages of
-        the pack it maps are let go as it goes."""
+    def _blob_delta(self, c: int, base: Any, inflate: Callable[[int], bytes],
+                    visit: Callable[[int, int, bytes], None]) -> Any:
+        """``full``: delta *c* of a blob applied to *base* (bytes, or a :class:`_Spill`) and checked.  A
+        result of at least ``STREAM_MIN`` bytes, or one built on a spilled base, is hashed as the delta
+        replays; it is written to a :class:`_Spill` when deltas are built on it (else ``b""``)."""
+        delta = inflate(c)
+        spilled = isinstance(base, _Spill)
+        src = base.buf if spilled else base
+        dst_size, pos = _delta_header(delta, len(src))
+        if not spilled and dst_size < STREAM_MIN:
+            res = apply_delta(src, delta)
+            visit(c, OBJ_BLOB, res)
+            return res
+        out = _Spill(self.spool_dir) if self.first[c] != -1 else None
+        h = self._hnew(b"blob %d\x00" % dst_size)
+        update = h.update
+
+        def sink(b: Buffer) -> None:
+            update(b)
+            if out is not None:
+                out.write(b)
+
+        def let_go() -> None:
+            if spilled and _mapped_resident() > _RESIDENT_MAX:
+                release_pages(src)
+
+        try:
+            _apply_delta_to(src, delta, pos, dst_size, sink, let_go)
+        except BaseException:
+            if out is not None:
+                out.close()
+            raise
+        self._blob_hash(c, h.digest())
+        return out.seal() if out is not None else b""
+
+    def _blob_hash(self, p: int, got: bytes) -> None:
+        """A blob checked without its content in hand: its hash against the idx name, as the full
+        visitor does."""
+        i = self.order[p]
+        rawsz = self.algo.rawsz
+        if self.names[i * rawsz:(i + 1) * rawsz] != got:
+            self._hash_mismatch(p, i, OBJ_BLOB, got)
+            return
+        self.types[i] = OBJ_BLOB
+
+    def _stream_blob(self, p: int, *, keep: bool = False) -> _Spill | None:
+        """``full``: a large blob that is a whole entry, checked like any other (CRC32, inflate, hash
+        against its idx name) but streamed: its content is never held whole, and the pages of the
+        pack it maps are let go as it goes.  With *keep* (deltas are built on it) the content is
+        written to a :class:`_Spill`, returned; None when it cannot be inflated (reported)."""
         off = self.soffs[p]
         stop = self.soffs[p + 1] if p + 1 < self.n else self.end
         buf = self.pack.buf
@@ -1413,23 +1573,29 @@ class _PackPass:
                 self._crc_mismatch(p, off, stop)
         size = self.size[p]
         h = self._hnew(b"blob %d\x00" % size)
+        out = _Spill(self.spool_dir) if keep else None
+        sink: Callable[[bytes], object] = h.update
+        if out is not None:
+            spill, update = out, h.update
+
+            def sink(b: bytes) -> None:
+                update(b)
+                spill.write(b)
+
         try:
-            left = _inflate_to(self.mv, off + self.hlen[p], stop, size, h.update, let_go)
+            left = _inflate_to(self.mv, off + self.hlen[p], stop, size, sink, let_go)
             if left:
                 raise _Bad("packObjectCorrupt",
                            f"{left} byte(s) lie between the end of its zlib stream and the next object")
         except _Bad as e:
+            if out is not None:
+                out.close()
             self._fail(p, e)
-            return
+            return None
         let_go()
         self.inflated += size
-        i = self.order[p]
-        got = h.digest()
-        rawsz = self.algo.rawsz
-        if self.names[i * rawsz:(i + 1) * rawsz] != got:
-            self._hash_mismatch(p, i, OBJ_BLOB, got)
-            return
-        self.types[i] = OBJ_BLOB
+        self._blob_hash(p, h.digest())
+        return out.seal() if out is not None else None
 
     def _type_blob_tree(self, p: int) -> None:
         """``standard``: a blob and the deltas built on it are blobs; nothing is inflated."""
@@ -1597,15 +1763,17 @@ class _PackPass:
 def verify_pack_objects(pack: PackSource, algo: HashAlgo, *, check_format: bool,
                         links: LinkCollector | None = None,
                         pack_order: Sequence[int] | None = None,
-                        jobs: int | None = None) -> tuple[PackObjectStats, list[Finding]]:
+                        jobs: int | None = None, spool_dir: str | None = None
+                        ) -> tuple[PackObjectStats, list[Finding]]:
     """``full``: every object of *pack* inflated once, delta-resolved from its base, hashed against
     its idx name, CRC32-checked, and (with *check_format*) checked with git's fsck rules.  With
     *links*, the commits, trees and tags feed the collector so connectivity reuses this pass.
     *pack_order*: idx positions in pack order (a verified ``.rev``), saves sorting the offsets.
     *jobs*: worker processes (default :func:`worker_count`; packs under ``PARALLEL_MIN_OBJECTS``
-    objects always use one)."""
+    objects always use one).  *spool_dir*: where the content of a large blob that deltas are built on
+    is written meanwhile (default: the system temp dir)."""
     return _PackPass(pack, algo, full=True, check_format=check_format, links=links, pack_order=pack_order,
-                     jobs=jobs).run()
+                     jobs=jobs, spool_dir=spool_dir).run()
 
 
 def scan_pack_links(pack: PackSource, algo: HashAlgo, links: LinkCollector, *,
