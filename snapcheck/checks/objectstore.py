@@ -227,6 +227,18 @@ def _ofs_base(mv: memoryview, p: int, end: int, off: int) -> tuple[int, int]:
     return base, p
 
 
+def _stream_verdict(eof: bool, have: int, size: int, start: int, stop: int) -> None:
+    """Raise where an inflated entry (stream at *start*, the next object at *stop*) is not the *size*
+    bytes its header declares: too long, not ended, or short."""
+    if have > size:
+        raise _Bad("packObjectCorrupt", f"inflates to more than the {size} bytes its header declares")
+    if not eof:
+        raise _Bad("packObjectCorrupt",
+                   f"zlib stream at offset {start} does not end before offset {stop} ({have} of {size} bytes)")
+    if have != size:
+        raise _Bad("packObjectCorrupt", f"inflates to {have} bytes, not the {size} its header declares")
+
+
 def _inflate(mv: memoryview, start: int, stop: int, size: int, *, exact: bool) -> tuple[bytes, int]:
     """Inflate the zlib stream at *start* (input bounded by *stop*) that must give *size* bytes.
     With *exact*, *stop* is the next object and the whole range is fed at once; otherwise the input
@@ -258,13 +270,7 @@ def _inflate(mv: memoryview, start: int, stop: int, size: int, *, exact: bool) -
                 break
     except zlib.error as e:
         raise _Bad("packObjectCorrupt", f"zlib stream at offset {start} is corrupt ({e})") from None
-    if have > size:
-        raise _Bad("packObjectCorrupt", f"inflates to more than the {size} bytes its header declares")
-    if not d.eof:
-        raise _Bad("packObjectCorrupt",
-                   f"zlib stream at offset {start} does not end before offset {stop} ({have} of {size} bytes)")
-    if have != size:
-        raise _Bad("packObjectCorrupt", f"inflates to {have} bytes, not the {size} its header declares")
+    _stream_verdict(d.eof, have, size, start, stop)
     data = parts[0] if len(parts) == 1 else b"".join(parts)
     return data, len(d.unused_data)
 
@@ -302,13 +308,7 @@ def _inflate_to(mv: memoryview, start: int, stop: int, size: int, sink: Callable
             tail = rest
     except zlib.error as e:
         raise _Bad("packObjectCorrupt", f"zlib stream at offset {start} is corrupt ({e})") from None
-    if have > size:
-        raise _Bad("packObjectCorrupt", f"inflates to more than the {size} bytes its header declares")
-    if not d.eof:
-        raise _Bad("packObjectCorrupt",
-                   f"zlib stream at offset {start} does not end before offset {stop} ({have} of {size} bytes)")
-    if have != size:
-        raise _Bad("packObjectCorrupt", f"inflates to {have} bytes, not the {size} its header declares")
+    _stream_verdict(d.eof, have, size, start, stop)
     return len(d.unused_data) + stop - pos
 
 
@@ -328,39 +328,11 @@ def _delta_varint(delta: bytes, pos: int) -> tuple[int, int]:
 
 
 def _apply_delta_py(src: bytes, delta: bytes, pos: int, dst_size: int) -> bytes:
-    """git: patch-delta.c, from the first opcode at *pos*: an instruction that does not fit stops
-    the replay, which is then an error unless the delta was used up and the result is complete."""
-    out = bytearray()
-    n = len(delta)
-    src_size = len(src)
-    while pos < n:
-        cmd = delta[pos]
-        pos += 1
-        if cmd & 0x80:
-            off = sz = 0
-            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
-                if cmd & bit:
-                    off |= (delta[pos] if pos < n else 0) << shift
-                    pos += 1
-            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
-                if cmd & bit:
-                    sz |= (delta[pos] if pos < n else 0) << shift
-                    pos += 1
-            if sz == 0:
-                sz = 0x10000
-            if off + sz > src_size or sz > dst_size - len(out):
-                break
-            out += src[off:off + sz]
-        elif cmd:
-            if cmd > dst_size - len(out) or cmd > n - pos:
-                break
-            out += delta[pos:pos + cmd]
-            pos += cmd
-        else:
-            raise _Bad("packObjectCorrupt", "unexpected delta opcode 0")
-    if pos != n or len(out) != dst_size:
-        raise _Bad("packObjectCorrupt", "delta replay has gone wild (it does not fit its base or its result size)")
-    return bytes(out)
+    """git: patch-delta.c in Python (results too large for dulwich's Rust applier, or no Rust): the
+    replay of :func:`_apply_delta_to`, collected."""
+    parts: list[Buffer] = []
+    _apply_delta_to(src, delta, pos, dst_size, parts.append)
+    return b"".join(parts)
 
 
 def _delta_header(delta: bytes, src_len: int) -> tuple[int, int]:
@@ -407,10 +379,11 @@ def apply_delta(src: bytes, delta: bytes) -> bytes:
 
 def _apply_delta_to(src: Buffer, delta: bytes, pos: int, dst_size: int, sink: Callable[[Buffer], object],
                     every: Callable[[], object] | None = None) -> None:
-    """:func:`_apply_delta_py` (same replay, same refusals) handing the result to *sink* in pieces of
-    about ``_STREAM_CHUNK`` bytes (less than 4 KiB more) instead of building it; *src* may be a mapped
-    file, whose long copied ranges go to *sink* as views of it (not copies).  *every* runs after each
-    piece (to let the mapped pages of *src* go)."""
+    """git: patch-delta.c, from the first opcode at *pos*: an instruction that does not fit stops the
+    replay, which is then an error unless the delta was used up and the result is complete.  The
+    result goes to *sink* in pieces of about ``_STREAM_CHUNK`` bytes (less than 4 KiB more), never
+    built whole; *src* may be a mapped file, whose long copied ranges go to *sink* as views of it (not
+    copies).  *every* runs after each piece (to let the mapped pages of *src* go)."""
     out = bytearray()  # inserted bytes and short copies, not handed on yet
     have = 0  # bytes of the result so far (handed on or in out)
     n = len(delta)
