@@ -525,3 +525,37 @@ def test_streaming_delta_replay_agrees(src: bytes, ops: list[tuple[Any, ...]], s
     again = replay(1 << 30, lambda b: whole.append(bytes(b)))
     assert (again if again is not None else b"".join(whole)) == got
     assert calls[0] == len(parts) and all(len(p) < chunk + 4096 for p in parts)
+
+
+# -- a tag of a large blob ------------------------------------------------------------------------------
+def test_peeling_a_tag_of_a_large_blob_does_not_read_the_blob(big_repo: dict[str, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """packed-refs records what a tag peels to; checking that reads the tag, and only types its
+    target.  A peel line naming another object is still found."""
+    repo = tmp_path / "tagged.git"
+    subprocess.run(["cp", "-a", str(big_repo["packed"]), str(repo)], check=True)
+    blob = git("rev-parse", "HEAD:random.bin", cwd=repo).strip()
+    env = {"GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "tag", "-a", "-m", "a blob", "blob-tag", blob], cwd=repo, env={**GIT_ENV, **env}, check=True)
+    git("pack-refs", "--all", cwd=repo)
+    packed_refs = (repo / "packed-refs").read_text()
+    assert f"^{blob}" in packed_refs
+    reads: list[str] = []
+    orig = objectstore.ObjectStore.read
+
+    def spy(self: objectstore.ObjectStore, oid: bytes) -> Any:
+        reads.append(oid.hex())
+        return orig(self, oid)
+
+    monkeypatch.setattr(objectstore.ObjectStore, "read", spy)
+    import snapcheck
+
+    report = snapcheck.verify(str(repo))
+    assert report.exit_code == 0, [f.message for f in report.findings]
+    assert blob not in reads and reads  # the tag was read, the blob it names was not
+    # a peel line that names another object is a finding
+    other = git("rev-parse", "HEAD", cwd=repo).strip()
+    (repo / "packed-refs").write_text(packed_refs.replace(f"^{blob}", f"^{other}"))
+    report = snapcheck.verify(str(repo))
+    assert "peeledMismatch" in {f.code for f in report.findings}
+    assert blob not in reads

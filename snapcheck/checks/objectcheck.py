@@ -61,19 +61,21 @@ class _Types:
 
 
 def _peel(store: ObjectStore, oid: bytes) -> tuple[int, bytes] | None:
-    """(type, oid) of what *oid* peels to (following tags); None when unreadable."""
+    """(type, oid) of what *oid* peels to (following tags); None when unreadable.  Only the tags are
+    read: what they peel to is typed from its header (a tag of a large blob does not load the blob)."""
     from ..gitformats.objects import tag_target
 
     seen = 0
-    t, data = store.read(oid)
+    t = store.type_of(oid)
     while t == 4 and seen < 64:
+        _t, data = store.read(oid)
         parsed = tag_target(data, store.algo)
         if parsed is None or not store.contains(parsed[0]):
             return None
         oid = parsed[0]
-        t, data = store.read(oid)
+        t = store.type_of(oid)
         seen += 1
-    return t, oid
+    return None if t is None else (t, oid)
 
 
 def _check_peels(store: ObjectStore, model: RepoModel, type_of: _Types) -> list[Finding]:
