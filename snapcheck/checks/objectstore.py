@@ -117,8 +117,10 @@ _RUST_DELTA_LIMIT = 64 << 20  # results larger than this are built incrementally
 _HEADER_SHIFT_LIMIT = 64  # git: unpack_object_header_buffer refuses sizes beyond unsigned long
 _MAX_INFLATE_CALL = 1 << 30  # output per zlib call (sizes from damaged headers can be absurd)
 _MAX_OBJECT_SIZE = 1 << 62
-# ``full``: a blob at least this large that no delta is built on is hashed as it inflates, never held
-# whole (see _PackPass._stream_blob); the window and chunk bound the bytes in memory meanwhile
+# ``full``: a blob at least this large is hashed as it inflates, never held whole, and written to a
+# mapped temp file when deltas are built on it; a blob delta with a result this large is replayed into
+# the hash the same way (_PackPass._stream_blob, _blob_delta).  The window and chunk bound the bytes
+# in memory meanwhile
 STREAM_MIN = 16 << 20
 _STREAM_WINDOW = 1 << 20
 _STREAM_CHUNK = 1 << 20
