@@ -46,18 +46,36 @@ def pages_releaser(buf: Any, every: int = 32) -> Callable[[], None] | None:
     return after_window
 
 
-class Held:
-    """Bytes of one file, as a buffer: ``bytes`` or a read-only ``mmap``.  ``close()`` releases it."""
+# A file up to this size is read into memory rather than mapped: every mapping keeps a file descriptor
+# open (CPython's mmap holds its own), and a mirror with thousands of loose objects or small packs would
+# run out of descriptors (``ulimit -n`` is often 1024) or of mappings (``vm.max_map_count``).
+SMALL_FILE = 256 << 10
 
-    def __init__(self, buf: bytes | mmap.mmap, size: int, disk_path: Path | None = None) -> None:
+
+class Held:
+    """Bytes of one file, as a buffer: ``bytes`` or a read-only ``mmap``.  ``close()`` releases it.
+    A *lazy* one (a small spooled member, see :func:`read_stream`) keeps only its path and reads the
+    file each time ``buf`` is asked for: it costs neither memory nor a file descriptor meanwhile."""
+
+    def __init__(self, buf: bytes | mmap.mmap | None, size: int, disk_path: Path | None = None, *,
+                 lazy: bool = False) -> None:
         self._buf: bytes | mmap.mmap | None = buf
         self.size = size
         self.disk_path = disk_path
+        self._lazy = lazy and disk_path is not None
+        self._closed = False
 
     @property
     def buf(self) -> bytes | mmap.mmap:
-        if self._buf is None:
+        if self._closed:
             raise ValueError("buffer already released")
+        if self._lazy:
+            assert self.disk_path is not None
+            try:
+                return self.disk_path.read_bytes()
+            except OSError as e:
+                raise SourceError(f"cannot read spool file {self.disk_path}: {e.strerror or e}") from e
+        assert self._buf is not None
         return self._buf
 
     def close(self) -> None:
@@ -68,15 +86,20 @@ class Held:
                 # a memoryview still points into it: leave it to the garbage collector
                 pass
         self._buf = None
+        self._closed = True
 
 
 def map_file(path: Path) -> Held:
-    """mmap an existing file read-only (empty files become b'')."""
+    """A file's bytes: read into memory up to :data:`SMALL_FILE` bytes, else mapped read-only (empty
+    files become b'')."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 return Held(b"", 0, path)
+            if size <= SMALL_FILE:
+                data = f.read()
+                return Held(data, len(data), path)
             return Held(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size, path)
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
@@ -127,10 +150,14 @@ def read_stream(stream: BinaryIO, size: int, *, spool: Spool, hint: str, max_mem
         data = b"".join(parts)
         return Held(data, len(data))
     path, f = spool.new_file(hint)
+    written = 0
     with f:
         while True:
             b = stream.read(CHUNK)
             if not b:
                 break
             f.write(b)
+            written += len(b)
+    if written <= SMALL_FILE:  # over the memory budget: read again when needed, not held, not mapped
+        return Held(None, written, path, lazy=True)
     return map_file(path)

@@ -65,6 +65,7 @@ register(
 
 MAX_HEADER_LEN = 32  # git: object-file.h MAX_HEADER_LEN
 _HEADER_RE = re.compile(rb"([^ \x00]*) (0|[1-9][0-9]*)\x00")
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
 _CHUNK = 1 << 20  # content inflated per call
 _WINDOW = 1 << 20  # compressed bytes fed per call (zlib copies what a call leaves unconsumed)
 
@@ -75,7 +76,7 @@ def oid_from_path(path: str, algo: HashAlgo) -> bytes | None:
     if len(parts) < 2:
         return None
     hexoid = parts[-2] + parts[-1]
-    if len(parts[-2]) != 2 or len(hexoid) != algo.hexsz or any(c not in "0123456789abcdef" for c in hexoid):
+    if len(parts[-2]) != 2 or len(hexoid) != algo.hexsz or _LOWER_HEX.fullmatch(hexoid) is None:
         return None
     return bytes.fromhex(hexoid)
 
