@@ -559,3 +559,15 @@ def test_peeling_a_tag_of_a_large_blob_does_not_read_the_blob(big_repo: dict[str
     report = snapcheck.verify(str(repo))
     assert "peeledMismatch" in {f.code for f in report.findings}
     assert blob not in reads
+
+
+def test_spill_that_cannot_be_written_is_an_environment_error(big_repo: dict[str, Path], tmp_path: Path) -> None:
+    """A large base that deltas are built on needs a temp file: where none can be made, the run stops
+    with a SourceError naming the place (exit 3 from the CLI), not a traceback or a finding."""
+    from snapcheck.errors import SourceError
+
+    missing = tmp_path / "no-such-dir"
+    with patched(objectstore, STREAM_MIN=1 << 20), pytest.raises(SourceError) as e:
+        verify_pack_objects(_load_pack(big_repo["packed"]), SHA1, check_format=True, jobs=1,
+                            spool_dir=str(missing))
+    assert str(missing) in str(e.value) and "--spool-dir" in str(e.value)

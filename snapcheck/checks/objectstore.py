@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import SourceError
 from ..gitformats.chunks import find_in_buckets
 from ..gitformats.common import Buffer, HashAlgo
 from ..gitformats.loose_object import check_loose_object, loose_object_type
@@ -447,21 +448,38 @@ class _Spill:
     """A large blob's content written to an anonymous temporary file and mapped, for the deltas built
     on it (``full``): the content is never held in memory whole."""
 
-    __slots__ = ("_file", "buf", "size")
+    __slots__ = ("_dir", "_file", "buf", "size")
 
     def __init__(self, spool_dir: str | None) -> None:
-        self._file = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed by close()
+        self._dir = spool_dir or tempfile.gettempdir()
+        try:
+            self._file = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed by close()
+        except OSError as e:
+            raise self._error(e) from e
         self.size = 0
         self.buf: Any = b""
 
+    def _error(self, e: OSError) -> SourceError:
+        """A temp file that cannot be written (a full disk): the environment, not the data (exit 3)."""
+        return SourceError(f"cannot write a temporary file for a large object in {self._dir}: {e.strerror or e} "
+                           "(--spool-dir chooses where)")
+
     def write(self, b: Buffer) -> None:
-        self.size += self._file.write(b)
+        try:
+            self.size += self._file.write(b)
+        except OSError as e:
+            self.close()
+            raise self._error(e) from e
 
     def seal(self) -> _Spill:
         """Done writing: map what was written (``buf``)."""
-        self._file.flush()
-        if self.size:
-            self.buf = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            self._file.flush()
+            if self.size:
+                self.buf = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as e:
+            self.close()
+            raise self._error(e) from e
         return self
 
     def close(self) -> None:
