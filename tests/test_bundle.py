@@ -179,3 +179,17 @@ def test_arbitrary_bytes_never_raise(tail: bytes, sig: bytes) -> None:
     summary, findings = check_bundle(sig + tail, "x")
     assert summary.size == len(sig) + len(tail)
     assert all(f.path == "x" for f in findings)
+
+
+@pytest.mark.parametrize("sample", [b"\x00\x00", b"PK\x03\x04zip", b"# v2 gxt bundle\nmore", b"#" + b"x" * 60,
+                                    b"# v3 git bundl", b"# v2 git bundle" + b"\x00" * 30])
+@pytest.mark.parametrize("piece", [1, 2, 7])
+def test_a_wrong_signature_is_reported_alike_in_any_pieces(sample: bytes, piece: int) -> None:
+    """The finding quotes the first line (up to 40 bytes): it must not depend on how many bytes had
+    come when the signature stopped matching (a stream fed in small pieces found it earlier)."""
+    whole = check_bundle(sample, "b")[1]
+    checker = BundleStreamChecker("b", hash_content=True)
+    for pos in range(0, len(sample), piece):
+        checker.feed(sample[pos:pos + piece])
+    assert checker.finish()[1] == whole
+    assert len(whole) == 1 and whole[0].code in ("bundleBadSignature", "bundleHeaderTruncated")

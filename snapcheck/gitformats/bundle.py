@@ -72,6 +72,7 @@ V2_SIGNATURE = b"# v2 git bundle\n"
 V3_SIGNATURE = b"# v3 git bundle\n"
 _SIGNATURES = {V2_SIGNATURE: 2, V3_SIGNATURE: 3}
 _SIG_LEN = len(V2_SIGNATURE)
+_QUOTE = 40  # bytes of a wrong signature line quoted in the finding
 _CAP_KEY = re.compile(rb"^[A-Za-z0-9-]+$")
 _HEX = b"0123456789abcdefABCDEF"
 _SPACE = b" \t\n\v\f\r"
@@ -167,22 +168,29 @@ class BundleStreamChecker:
         self._buf = bytearray()
 
     def _signature(self) -> None:
-        nl = self._buf.find(b"\n", 0, _SIG_LEN)
-        if nl < 0 and len(self._buf) < _SIG_LEN:
-            if not any(sig.startswith(bytes(self._buf)) for sig in _SIGNATURES):
-                self._bad_signature()
+        buf = self._buf
+        nl = buf.find(b"\n", 0, _SIG_LEN)
+        if nl >= 0 or len(buf) >= _SIG_LEN:
+            line = bytes(buf[: nl + 1]) if nl >= 0 else bytes(buf[:_SIG_LEN])
+            version = _SIGNATURES.get(line)
+            if version is not None:
+                self._header = BundleHeader(version=version)
+                del buf[:_SIG_LEN]
+                self._state = "header"
+                return
+        elif self._maybe_signature():
             return
-        line = bytes(self._buf[: nl + 1]) if nl >= 0 else bytes(self._buf[:_SIG_LEN])
-        version = _SIGNATURES.get(line)
-        if version is None:
+        # not a bundle: the finding quotes the first line (its first _QUOTE bytes), whatever the
+        # pieces the bytes came in, so it waits for them (finish() reports a shorter input)
+        if b"\n" in buf or len(buf) >= _QUOTE:
             self._bad_signature()
-            return
-        self._header = BundleHeader(version=version)
-        del self._buf[:_SIG_LEN]
-        self._state = "header"
+
+    def _maybe_signature(self) -> bool:
+        """Is what came so far the start of a signature line?"""
+        return any(sig.startswith(bytes(self._buf)) for sig in _SIGNATURES)
 
     def _bad_signature(self) -> None:
-        first = bytes(self._buf.split(b"\n", 1)[0][:40])
+        first = bytes(self._buf.split(b"\n", 1)[0][:_QUOTE])
         self._die("bundleBadSignature", f"starts with {first!r}, not '# v2 git bundle' or '# v3 git bundle'; "
                                         f"git: error: '{self.path}' does not look like a v2 or v3 bundle file")
 
@@ -295,6 +303,9 @@ class BundleStreamChecker:
                 findings.append(finding("bundleBadSignature", self.path,
                                         f"{self.path}: empty; git: error: '{self.path}' does not look like a "
                                         f"v2 or v3 bundle file"))
+            elif not self._maybe_signature():  # short, and no bundle (see _signature)
+                self._bad_signature()
+                findings = list(self._findings)
             else:
                 findings.append(finding("bundleHeaderTruncated", self.path,
                                         f"{self.path}: ends after {self._size} bytes, inside the signature line"))
