@@ -1,14 +1,17 @@
-"""Objects too large to hold: loose objects inflated a window at a time, and at ``full`` packed blobs
-no delta is built on hashed as they inflate (``_PackPass._stream_blob``).
+"""Objects too large to hold: loose objects inflated a window at a time; at ``full``, large packed
+blobs hashed as they inflate (``_PackPass._stream_blob``), written to a mapped temp file when deltas
+are built on them, and their deltas replayed from there (``_PackPass._blob_delta``); delta chains
+that hold two contents, not their depth.
 
-The windowed code must give exactly the verdicts and messages of one call over the whole input
-(property tests with tiny windows on damaged streams), take the streaming path only where it
-applies, find the same damage in a real pack, and never hold a large object's content.
+The windowed code must give the verdicts of one call over the whole input (property tests with tiny
+windows on damaged streams; the wording may differ only for the double faults listed in
+``_same_verdict_other_words``, and not at all for files no larger than a window), take the streaming
+path only where it applies, find the same damage in a real pack, and never hold a large object's
+content.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import subprocess
 import sys
@@ -401,9 +404,8 @@ def test_hash_of_streamed_blob_is_checked(big_repo: dict[str, Path]) -> None:
     src = _load_pack(repo)
     i = src.idx.find(bytes.fromhex(oid))
     assert i is not None
-    # swap the idx name for another id: the content now hashes to something else
+    # the pass compares with a copy of the idx names in which this one is zeros
     names = bytearray(src.idx.names_view())
-    assert hashlib.sha1(b"x").digest() != bytes(names[20 * i:20 * i + 20])
     results = []
     for stream_min in (1 << 20, 1 << 62):
         pp = _PackPass(src, SHA1, full=True, check_format=True, links=None, jobs=1)
