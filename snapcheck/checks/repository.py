@@ -22,12 +22,11 @@ Rules, in the order they run (each cites its source of truth):
 from __future__ import annotations
 
 import re
-import sys
-from array import array
 from typing import TYPE_CHECKING, Any
 
 from ..gitformats import bitmap as bitmap_fmt
 from ..gitformats import commit_graph as cg_fmt
+from ..gitformats.chunks import be32_array
 from ..gitformats.common import SHA1, SHA256, HashAlgo, algo_for_hexlen
 from ..gitformats.config import GitConfig, parse_config
 from ..gitformats.idx import PackIndex, check_idx_against_pack, parse_idx
@@ -121,15 +120,6 @@ class VerifiedBitmap:
         # the packs under it, whose whole-file hash must verify (a hash still running in the background
         # is awaited by the object phase before the bitmap is used)
         self.packs = packs
-
-
-def _be32_table(buf: Any, start: int, n: int) -> array[int]:
-    """*n* big-endian u32s from *start* of *buf*, as one native array('I')."""
-    a = array("I")
-    a.frombytes(memoryview(buf)[start:start + 4 * n])
-    if sys.byteorder == "little":
-        a.byteswap()
-    return a
 
 
 _PACK_NAME = re.compile(r"pack-([0-9a-f]{40}|[0-9a-f]{64})\.(?:idx|pack)")
@@ -390,7 +380,7 @@ class RepositoryChecks:
                 rev_fs = parse_rev(rec.rev.buf, base + ".rev", m.algo, idx, verify_checksum=verify)
                 self.findings.extend(rev_fs)
                 if verify and _clean(rev_fs):
-                    m.pack_orders[hexname] = _be32_table(rec.rev.buf, 12, idx.count)
+                    m.pack_orders[hexname] = be32_array(rec.rev.buf, 12, idx.count)
             # distinct offsets need a sort of every offset: left to the idx checksum (standard) or the .rev;
             # quick stays a structural pass that reads no bulk data
             self.findings.extend(check_idx_against_pack(idx, base + ".idx", pack_path=base + ".pack",
@@ -445,7 +435,7 @@ class RepositoryChecks:
         midx_bitmap: tuple[str, bitmap_fmt.BitmapInfo, Any] | None = None
         midx_order: Any = None
         if midx is not None and midx_sound and midx.chunks.get(midx_fmt.RIDX) is not None:
-            midx_order = _be32_table(held.buf if held is not None else b"", midx.chunks[midx_fmt.RIDX][0], midx.count)
+            midx_order = be32_array(held.buf if held is not None else b"", midx.chunks[midx_fmt.RIDX][0], midx.count)
         for path, h in sorted(aux.items()):
             mm = RE_MIDX_AUX.match(path)
             assert mm is not None
@@ -467,7 +457,7 @@ class RepositoryChecks:
                 rfs = parse_rev(h.buf, path, m.algo, None, verify_checksum=verify)
                 self.findings.extend(rfs)
                 if midx_order is None and midx_sound and _clean(rfs) and len(h.buf) >= 12 + 4 * midx.count:
-                    midx_order = _be32_table(h.buf, 12, midx.count)
+                    midx_order = be32_array(h.buf, 12, midx.count)
         if midx is not None and midx_bitmap is not None and midx_order is not None:
             path, info, buf = midx_bitmap
             hexes = tuple(x.group(1) for x in map(_PACK_NAME.fullmatch, midx.pack_names) if x is not None)

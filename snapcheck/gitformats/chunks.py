@@ -147,9 +147,15 @@ def read_chunk_table(
 
 
 def be32_array(mv: Buffer, offset: int, n: int) -> array[int]:
-    """*n* big-endian u32 starting at *offset*, as a native ``array('I')`` (C speed)."""
+    """*n* big-endian u32 starting at byte *offset* of *mv*, as one native ``array('I')`` (C speed, no
+    copy of the bytes beyond the array's own)."""
     a = array("I")
-    a.frombytes(bytes(memoryview(mv)[offset:offset + 4 * n]))
+    if a.itemsize != 4:  # pragma: no cover - every supported platform has 4-byte 'I'
+        a = array("L")
+    view = memoryview(mv)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    a.frombytes(view[offset:offset + 4 * n])
     if sys.byteorder == "little":
         a.byteswap()
     return a

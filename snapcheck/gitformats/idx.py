@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..report import Finding, Severity, finding, register
-from .chunks import find_in_buckets
+from .chunks import be32_array, find_in_buckets
 from .common import Buffer, HashAlgo
 
 register(
@@ -121,24 +121,13 @@ def _names_struct(rawsz: int, skip: int, count: int) -> struct.Struct:
     return s
 
 
-def _u32_array(mv: memoryview) -> array[int]:
-    """Big-endian u32s of *mv* as one native array('I')."""
-    a = array("I")
-    if a.itemsize != 4:  # pragma: no cover - every supported platform has 4-byte 'I'
-        a = array("L")
-    a.frombytes(mv)
-    if _LITTLE:
-        a.byteswap()
-    return a
-
-
 def _widen_u32_be(raw: memoryview, n: int, stride: int = 4) -> array[int]:
     """*n* big-endian u32s, one every *stride* bytes of *raw*, as one array('Q') (byte shuffles at C speed)."""
     if stride == 4 and n and _NATIVE_WIDEN:
         # contiguous: byte-swap them as u32s, then copy them into every other u32 of the result
         res = array("Q", [0]) * n
         halves = memoryview(res).cast("B").cast("I")
-        halves[0 if _LITTLE else 1::2] = _u32_array(raw[: 4 * n])
+        halves[0 if _LITTLE else 1::2] = be32_array(raw, 0, n)
         return res
     out = bytearray(8 * n)
     if n:
@@ -273,7 +262,7 @@ class PackIndex:
         """All CRC32s in index order as one array('I'), None for v1."""
         if self.version == 1:
             return None
-        return _u32_array(self._mv[self._crc_off: self._crc_off + 4 * self.count])
+        return be32_array(self._mv, self._crc_off, self.count)
 
     def offsets(self) -> array[int]:
         """All pack offsets in index order, as one array('Q').  Computed once and shared by every caller:
@@ -288,7 +277,7 @@ class PackIndex:
         widening) when the index is v2 and has no 64-bit offsets, else None (use :meth:`offsets`)."""
         if self.version != 2 or self._nlarge or not _NATIVE_WIDEN:
             return None
-        return _u32_array(self._mv[self._off_off: self._off_off + 4 * self.count])
+        return be32_array(self._mv, self._off_off, self.count)
 
     def offset_bounds(self) -> tuple[int, int]:
         """(smallest, largest) pack offset; the index must list at least one object."""
@@ -482,7 +471,7 @@ def parse_idx(buf: Buffer, algo: HashAlgo, path: str, *, verify_checksum: bool) 
                 f"'packfile {pack_path_for(path)} does not match index' or 'offset beyond end of pack index'"))
             return None, findings
         if nlarge:
-            top = max(_u32_array(raw))
+            top = max(be32_array(mv, off_off, n))
             if (top & 0x7FFFFFFF) >= nlarge:
                 findings.append(finding(
                     "idxLargeOffsetOutOfRange", path,

@@ -29,8 +29,9 @@ import struct
 from array import array
 
 from ..report import Finding, Severity, finding, register
+from .chunks import be32_array
 from .common import Buffer, HashAlgo, algo_for_format_id
-from .idx import PackIndex, _u32_array
+from .idx import PackIndex
 
 register(
     "rev",
@@ -176,7 +177,7 @@ def _check_positions(mv: memoryview, path: str, idx: PackIndex) -> list[Finding]
     n = idx.count
     if not n:
         return []
-    perm = _u32_array(mv[12: 12 + 4 * n])
+    perm = be32_array(mv, 12, n)
     narrow = idx.offsets_u32()  # the same values, without widening them, when none needs 64 bits
     table = narrow if narrow is not None else idx.offsets()
     if _in_offset_order(perm, table):
