@@ -50,7 +50,6 @@ commit object's existence and type still read from the pack.
 
 from __future__ import annotations
 
-import re
 import struct
 import sys
 from array import array
@@ -61,6 +60,7 @@ from itertools import compress, islice
 from operator import lt
 from typing import Any
 
+from ..gitformats.chunks import record_splitter
 from ..gitformats.common import HashAlgo
 from ..gitformats.loose_object import check_loose_object, loose_object_type
 from ..gitformats.objects import (
@@ -146,7 +146,7 @@ def _unmatched(store: ObjectStore, links: LinkCollector) -> dict[int, set[bytes]
     """Referenced ids that no object of the expected type answers (consumes ``links.expect``)."""
     rem = {t: s for t, s in links.expect.items() if s}
     rawsz = store.algo.rawsz
-    split = re.compile(rb".{%d}" % rawsz, re.S).findall
+    split = record_splitter(rawsz)
     for src in store.packs:
         types = links.pack_types.get(src.label)
         if types is None or not rem:

@@ -40,7 +40,6 @@ import itertools
 import mmap
 import operator
 import os
-import re
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import SourceError
-from ..gitformats.chunks import find_in_buckets
+from ..gitformats.chunks import find_in_buckets, record_splitter
 from ..gitformats.common import Buffer, HashAlgo
 from ..gitformats.loose_object import check_loose_object, loose_object_type
 from ..gitformats.objects import (
@@ -790,7 +789,7 @@ class LinkCollector:
 
     def merge(self, d: Mapping[str, Any]) -> None:
         """Take in a worker's :meth:`export`."""
-        split = _splitter(self.algo.rawsz)
+        split = record_splitter(self.algo.rawsz)
         for t, blob in d["expect"].items():
             if blob:
                 self.expect[t].update(split(blob))
@@ -800,17 +799,6 @@ class LinkCollector:
             self.reported.update(split(d["reported"]))
         for t, k in d["counts"].items():
             self.counts[t] = self.counts.get(t, 0) + k
-
-
-_SPLITTERS: dict[int, Callable[[bytes], list[bytes]]] = {}
-
-
-def _splitter(rawsz: int) -> Callable[[bytes], list[bytes]]:
-    """Joined ids -> the ids (``findall`` of fixed-width records)."""
-    f = _SPLITTERS.get(rawsz)
-    if f is None:
-        f = _SPLITTERS[rawsz] = re.compile(rb".{%d}" % rawsz, re.S).findall
-    return f
 
 
 # --------------------------------------------------------------------------------------------------
